@@ -1,0 +1,1 @@
+"""Users, sign-in sessions and tokens, roles, follows, blocks, 2FA."""

@@ -1,0 +1,1 @@
+"""Administration: users, roles, suspensions and bans, audit log."""

@@ -1,0 +1,145 @@
+"""The ASGI application: FastAPI routes behind a pure-ASGI middleware stack.
+
+Outermost first: request context (id, logs, metrics, security headers, body limit) → CORS →
+rate limiting → response cache for hot public reads → FastAPI routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import structlog
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from halobuzz.config import Settings, get_settings
+from halobuzz.core.cache import ResponseCacheMiddleware
+from halobuzz.core.errors import install_error_handlers
+from halobuzz.core.kv import RedisStore
+from halobuzz.core.observability import RequestContextMiddleware
+from halobuzz.core.ratelimit import RateLimitMiddleware
+from halobuzz.core.runtime import Runtime
+from halobuzz.core.storage import LocalStorage
+
+log = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+CACHE_CHANNEL = "cache-invalidate"
+
+
+def _include_routers(api: FastAPI) -> None:
+    from halobuzz.accounts.api import auth_router, users_router
+    from halobuzz.admin.api import router as admin_router
+    from halobuzz.core.health import router as health_router
+    from halobuzz.streams.api import categories_router, streams_router
+
+    api.include_router(health_router)
+    for router in (auth_router, users_router, streams_router, categories_router, admin_router):
+        api.include_router(router, prefix=API_PREFIX)
+
+
+async def _listen_for_invalidations(runtime: Runtime) -> None:
+    """Drop local cache entries when another instance invalidates a tag (Redis pub/sub)."""
+    kv = runtime.kv
+    assert isinstance(kv, RedisStore)
+    channel = kv.prefix + CACHE_CHANNEL
+    while True:
+        try:
+            async with kv.client.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        runtime.cache.invalidate_local(str(message["data"]))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reconnect: a lost subscription must not end invalidation
+            log.warning("cache_invalidation_subscriber_reconnecting", error=str(exc))
+            await asyncio.sleep(1.0)
+
+
+class HaloBuzzApp:
+    """The served ASGI app; ``.api`` is the FastAPI instance, ``.runtime`` its shared objects."""
+
+    def __init__(self, api: FastAPI, runtime: Runtime, stack: ASGIApp) -> None:
+        self.api = api
+        self.runtime = runtime
+        self._stack = stack
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._stack(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> HaloBuzzApp:
+    settings = settings or get_settings()
+    runtime = Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tasks: list[asyncio.Task[None]] = []
+        if isinstance(runtime.kv, RedisStore):
+            redis_kv = runtime.kv
+
+            async def publish(tag: str) -> None:
+                await redis_kv.client.publish(redis_kv.prefix + CACHE_CHANNEL, tag)
+
+            runtime.cache.publish = publish
+            tasks.append(asyncio.create_task(_listen_for_invalidations(runtime)))
+        log.info("startup", database=runtime.db.dialect, redis=bool(settings.redis_url), env=settings.env)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                # redis-py can swallow a cancellation that lands mid-connect; insist until it ends.
+                while not task.done():
+                    task.cancel()
+                    await asyncio.wait([task], timeout=0.1)
+                with suppress(asyncio.CancelledError):
+                    await task
+            await runtime.close()
+
+    api = FastAPI(
+        title="HaloBuzz API",
+        version="1.0",
+        description="Live streaming, chat, follows, gifts and coins. Errors share one shape: "
+        '`{"error": {"code", "message", "details", "request_id"}}`.',
+        lifespan=lifespan,
+    )
+    api.state.runtime = runtime
+    install_error_handlers(api)
+    _include_routers(api)
+    if isinstance(runtime.storage, LocalStorage):
+        runtime.storage.root.mkdir(parents=True, exist_ok=True)
+        api.mount("/media", StaticFiles(directory=runtime.storage.root, check_dir=False), name="media")
+
+    stack: ASGIApp = ResponseCacheMiddleware(api, cache=runtime.cache)
+    stack = RateLimitMiddleware(
+        stack,
+        settings=settings.rate_limit,
+        store=runtime.kv,
+        jwt=runtime.jwt,
+        trust_forwarded_for=settings.http.trust_forwarded_for,
+    )
+    stack = CORSMiddleware(
+        stack,
+        allow_origins=settings.http.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=[
+            "X-Request-ID",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
+        max_age=600,
+    )
+    stack = RequestContextMiddleware(
+        stack, max_body_bytes=settings.http.max_body_bytes, max_upload_bytes=settings.http.max_upload_bytes
+    )
+    return HaloBuzzApp(api, runtime, stack)

@@ -1,0 +1,167 @@
+"""One typed settings object for the whole platform, read from the environment and `.env`.
+
+Each domain has its own section with its own environment prefix (``AUTH_``, ``MAIL_``, ``S3_`` …);
+the names operators rely on (DESIGN.md) stay flat: ``DATABASE_URL``, ``REDIS_URL``, ``HALOBUZZ_ENV``…
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-change-me"  # noqa: S105 - the value production refuses
+
+
+class _Section(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+
+class AuthSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", env_file=".env", extra="ignore")
+
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "halobuzz"
+    jwt_audience: str = "halobuzz-api"
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_days: int = 30
+    email_token_ttl_hours: int = 24
+    reset_token_ttl_minutes: int = 60
+    # Argon2id parameters (OWASP minimum m=19 MiB, t=2, p=1).
+    argon2_memory_kib: int = 19 * 1024
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    password_min_length: int = 10
+    creator_requires_approval: bool = False
+    max_failed_logins_per_hour: int = 100
+    # Failures after which each further attempt waits (seconds double, capped).
+    login_delay_after_failures: int = 5
+    login_delay_cap_seconds: float = 30.0
+    max_failed_logins_per_ip_per_hour: int = 500
+    totp_issuer: str = "HaloBuzz"
+    public_url: str = "http://127.0.0.1:5010"
+
+
+class MailSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="MAIL_", env_file=".env", extra="ignore")
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    from_address: str = "HaloBuzz <no-reply@halobuzz.local>"
+
+
+class RateLimitSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="RATE_LIMIT_", env_file=".env", extra="ignore")
+
+    enabled: bool = True
+    # Seed 001: 100 requests per minute per IP.
+    per_ip_per_minute: int = 100
+    per_user_per_minute: int = 300
+    auth_per_ip_per_minute: int = 20
+    # Route-specific overrides: "METHOD /path/template=N" per minute, comma separated.
+    routes: str = ""
+
+
+class S3Settings(_Section):
+    model_config = SettingsConfigDict(env_prefix="S3_", env_file=".env", extra="ignore")
+
+    endpoint: str | None = None
+    bucket: str = "halobuzz"
+    access_key: str | None = None
+    secret_key: SecretStr | None = None
+    region: str = "us-east-1"
+    public_url: str | None = None
+
+
+class HttpSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="HTTP_", env_file=".env", extra="ignore")
+
+    cors_origins: list[str] = ["http://127.0.0.1:5010", "http://localhost:5010"]
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 8 * 1024 * 1024
+    trust_forwarded_for: bool = False
+    cache_ttl_seconds: float = 2.0
+
+
+class MediaLimits(_Section):
+    model_config = SettingsConfigDict(env_prefix="AVATAR_", env_file=".env", extra="ignore")
+
+    max_bytes: int = 5 * 1024 * 1024
+    max_pixels: int = 4096
+    size: int = 512
+
+
+class Settings(BaseSettings):
+    """Everything configurable, one object; see README's configuration table."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "production", "test"] = Field(
+        "development", validation_alias=AliasChoices("HALOBUZZ_ENV", "env")
+    )
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HALOBUZZ_HOST", "host"))
+    port: int = Field(5010, validation_alias=AliasChoices("HALOBUZZ_PORT", "port"))
+    data_dir: Path = Field(Path("./var"), validation_alias=AliasChoices("HALOBUZZ_DATA_DIR", "data_dir"))
+    log_level: str = Field("INFO", validation_alias=AliasChoices("HALOBUZZ_LOG_LEVEL", "log_level"))
+    log_format: Literal["json", "console"] = Field(
+        "json", validation_alias=AliasChoices("HALOBUZZ_LOG_FORMAT", "log_format")
+    )
+    database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "database_url"))
+    database_pool_size: int = Field(10, validation_alias=AliasChoices("DATABASE_POOL_SIZE", "database_pool_size"))
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    redis_prefix: str = Field("hb:", validation_alias=AliasChoices("REDIS_PREFIX", "redis_prefix"))
+    broker_url: str | None = Field(None, validation_alias=AliasChoices("BROKER_URL", "broker_url"))
+    ai_engine_secret: SecretStr = Field(
+        SecretStr(DEV_SECRET), validation_alias=AliasChoices("AI_ENGINE_SECRET", "ai_engine_secret")
+    )
+
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    avatar: MediaLimits = Field(default_factory=MediaLimits)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.env == "production":
+            weak = [
+                name
+                for name, value in (
+                    ("AUTH_JWT_SECRET", self.auth.jwt_secret),
+                    ("AI_ENGINE_SECRET", self.ai_engine_secret),
+                )
+                if value.get_secret_value() == DEV_SECRET or len(value.get_secret_value()) < 32
+            ]
+            if weak:
+                raise ValueError(
+                    "HALOBUZZ_ENV=production refuses default or short secrets; set "
+                    + ", ".join(weak)
+                    + " to random values of at least 32 characters"
+                )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'halobuzz.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()

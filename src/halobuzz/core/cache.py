@@ -1,0 +1,121 @@
+"""In-process response cache for hot public reads, ahead of routing (pure ASGI).
+
+Only anonymous GETs of registered paths are cached, and only 200 responses. Entries carry a tag;
+``invalidate(tag)`` (called after commit by the domain that changed the data) drops them at once.
+With Redis configured, invalidations are broadcast so every instance drops its copies; the short
+TTL bounds staleness if a broadcast is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger(__name__)
+
+_UNCACHEABLE_HEADERS = (b"authorization", b"cookie")
+
+
+@dataclass(slots=True)
+class _Entry:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    expires: float
+    generation: int
+
+
+@dataclass
+class ResponseCache:
+    ttl_seconds: float = 2.0
+    max_entries: int = 2048
+    paths: dict[str, str] = field(default_factory=dict)  # exact path → tag
+    _entries: OrderedDict[bytes, _Entry] = field(default_factory=OrderedDict)
+    _generations: dict[str, int] = field(default_factory=dict)
+    publish: object | None = None  # async callable(tag) set when Redis broadcasts invalidations
+
+    def register(self, path: str, tag: str) -> None:
+        """Cache anonymous GETs of ``path`` under ``tag``."""
+        self.paths[path] = tag
+
+    def invalidate_local(self, tag: str) -> None:
+        self._generations[tag] = self._generations.get(tag, 0) + 1
+
+    def invalidate(self, tag: str) -> None:
+        """Drop every entry of ``tag`` here, and on the other instances when Redis is configured."""
+        self.invalidate_local(tag)
+        if self.publish is not None:
+            task = asyncio.get_running_loop().create_task(self.publish(tag))  # type: ignore[operator]
+            task.add_done_callback(_log_failure)
+
+    def lookup(self, key: bytes, tag: str) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires < time.monotonic() or entry.generation != self._generations.get(tag, 0):
+            self._entries.pop(key, None)
+            return None
+        return entry
+
+    def store(
+        self,
+        key: bytes,
+        tag: str,
+        generation: int,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> None:
+        if generation != self._generations.get(tag, 0):
+            return  # the data changed while this response was being built
+        self._entries[key] = _Entry(status, headers, body, time.monotonic() + self.ttl_seconds, generation)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def _log_failure(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("cache_invalidation_broadcast_failed", error=str(task.exception()))
+
+
+class ResponseCacheMiddleware:
+    def __init__(self, app: ASGIApp, *, cache: ResponseCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        tag = self.cache.paths.get(scope["path"])
+        if tag is None or any(name in _UNCACHEABLE_HEADERS for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        key = scope["path"].encode() + b"?" + scope.get("query_string", b"")
+        entry = self.cache.lookup(key, tag)
+        if entry is not None:
+            scope.setdefault("state", {})["cached"] = True
+            await send({"type": "http.response.start", "status": entry.status, "headers": entry.headers})
+            await send({"type": "http.response.body", "body": entry.body})
+            return
+        generation = self.cache._generations.get(tag, 0)
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body") and start is not None and start["status"] == 200:
+                    headers = [(k, v) for k, v in start.get("headers", ()) if k not in (b"x-request-id", b"set-cookie")]
+                    self.cache.store(key, tag, generation, 200, headers, b"".join(chunks))
+            await send(message)
+
+        await self.app(scope, receive, capture)

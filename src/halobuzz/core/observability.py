@@ -1,0 +1,203 @@
+"""Structured logs (structlog, JSON), Prometheus metrics, and the request-context middleware."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from halobuzz.core.errors import error_body
+
+# Keys whose values never reach a log line.
+_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|cookie|stream_key|otp|code$", re.I)
+
+HTTP_REQUESTS = Counter("halobuzz_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "halobuzz_http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DB_POOL_CHECKED_OUT = Gauge("halobuzz_db_pool_checked_out", "Database connections in use")
+DB_POOL_SIZE = Gauge("halobuzz_db_pool_size", "Database connection pool size")
+BUSINESS_EVENTS = Counter("halobuzz_business_events_total", "Business events", ["event"])
+
+
+def count_event(name: str) -> None:
+    """Count a business event (registration, login, stream_start …) for /metrics."""
+    BUSINESS_EVENTS.labels(event=name).inc()
+
+
+def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if key != "event" and _SECRET_KEYS.search(key):
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """JSON lines to stdout (or a readable console format), with secrets redacted."""
+    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper(), force=True)
+    for noisy in ("uvicorn.access",):
+        logging.getLogger(noisy).disabled = True
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+
+
+log = structlog.get_logger("halobuzz.http")
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_VALID_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def client_ip(scope: Scope, trust_forwarded_for: bool) -> str:
+    """The caller's address; the last X-Forwarded-For hop only when the proxy is trusted."""
+    if trust_forwarded_for:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                return value.decode("latin-1").split(",")[-1].strip()
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+class RequestContextMiddleware:
+    """Pure-ASGI: request id, access log, metrics, security headers and a body size limit."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int, access_log: bool = True) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.max_upload = max_upload_bytes
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        rid = None
+        length = None
+        multipart = False
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                rid = candidate if _VALID_RID.match(candidate) else None
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"content-type":
+                multipart = value.startswith(b"multipart/")
+        rid = rid or uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        limit = self.max_upload if multipart else self.max_body
+        status = 500
+        rid_bytes = rid.encode()
+        is_api = scope["path"].startswith("/api/")
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", rid_bytes))
+                headers.extend(_SECURITY_HEADERS)
+                if is_api:
+                    headers.append(_API_CSP)
+                message["headers"] = headers
+            await send(message)
+
+        if length is not None and (length < 0 or length > limit):
+            await _send_error(send_wrapper, 413, "payload_too_large", f"request body exceeds {limit} bytes", rid)
+            return
+
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send_wrapper(message)
+
+        try:
+            await self.app(scope, receive_limited, send_tracking)
+        except _BodyTooLarge:
+            if not started:
+                await _send_error(send_wrapper, 413, "payload_too_large", f"request body exceeds {limit} bytes", rid)
+        except Exception:
+            # FastAPI already answered 500 with the error shape and re-raised; log it once, here.
+            log.exception("unhandled_error", request_id=rid, path=scope["path"])
+            if not started:
+                await _send_error(send_wrapper, 500, "internal_error", "something went wrong", rid)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or ("cache" if state.get("cached") else "unmatched")
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_LATENCY.labels(method, template).observe(elapsed)
+            if self.access_log:
+                log.info(
+                    "request",
+                    request_id=rid,
+                    method=method,
+                    path=scope["path"],
+                    route=template,
+                    status=status,
+                    latency_ms=round(elapsed * 1000, 2),
+                    user_id=state.get("user_id"),
+                    ip=state.get("client_ip"),
+                )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_error(send: Send, status: int, code: str, message: str, rid: str) -> None:
+    import orjson
+
+    body = orjson.dumps(error_body(status, code, message, None, rid))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,43 @@
+"""The long-lived objects of one process, built once from settings and shared by requests and jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from halobuzz.config import Settings
+from halobuzz.core.cache import ResponseCache
+from halobuzz.core.db import Database
+from halobuzz.core.kv import Store, make_store
+from halobuzz.core.mail import Mailer, make_mailer
+from halobuzz.core.security import JWTCodec, PasswordHashing
+from halobuzz.core.storage import Storage, make_storage
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    kv: Store
+    jwt: JWTCodec
+    passwords: PasswordHashing
+    cache: ResponseCache
+    storage: Storage
+    mailer: Mailer
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        return cls(
+            settings=settings,
+            db=Database(settings.resolved_database_url, pool_size=settings.database_pool_size),
+            kv=make_store(settings.redis_url, settings.redis_prefix),
+            jwt=JWTCodec(settings.auth),
+            passwords=PasswordHashing(settings.auth),
+            cache=ResponseCache(ttl_seconds=settings.http.cache_ttl_seconds),
+            storage=make_storage(settings.s3, settings.data_dir),
+            mailer=make_mailer(settings.mail, settings.data_dir),
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()
+        await self.kv.close()

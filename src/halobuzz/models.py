@@ -1,0 +1,7 @@
+"""Every table, imported in one place so metadata (Alembic, tests) sees them all."""
+
+from halobuzz.accounts import models as accounts_models
+from halobuzz.core import audit
+from halobuzz.core.db import Base
+
+__all__ = ["Base", "accounts_models", "audit"]

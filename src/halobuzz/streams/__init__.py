@@ -1,0 +1,1 @@
+"""Streams, stream keys, broadcasts (go-live history) and categories."""
