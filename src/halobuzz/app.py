@@ -32,13 +32,15 @@ CACHE_CHANNEL = "cache-invalidate"
 
 
 def _include_routers(api: FastAPI) -> None:
-    from halobuzz.accounts.api import auth_router, users_router
+    from halobuzz.accounts.api import account_router, auth_router
+    from halobuzz.accounts.users_api import users_router
     from halobuzz.admin.api import router as admin_router
     from halobuzz.core.health import router as health_router
     from halobuzz.streams.api import categories_router, streams_router
 
     api.include_router(health_router)
-    for router in (auth_router, users_router, streams_router, categories_router, admin_router):
+    # account_router (/users/me/...) goes before users_router so /users/{id} never shadows it.
+    for router in (auth_router, account_router, users_router, streams_router, categories_router, admin_router):
         api.include_router(router, prefix=API_PREFIX)
 
 

@@ -1,8 +1,8 @@
-"""Routes: /auth and /users."""
+"""Routes: /auth and the signed-in user's account settings under /users/me."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
-users_router = APIRouter(prefix="/users", tags=["users"])
+account_router = APIRouter(prefix="/users/me", tags=["account"])
