@@ -142,6 +142,9 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         max_age=600,
     )
     stack = RequestContextMiddleware(
-        stack, max_body_bytes=settings.http.max_body_bytes, max_upload_bytes=settings.http.max_upload_bytes
+        stack,
+        max_body_bytes=settings.http.max_body_bytes,
+        max_upload_bytes=settings.http.max_upload_bytes,
+        access_log=settings.http.access_log,
     )
     return HaloBuzzApp(api, runtime, stack)

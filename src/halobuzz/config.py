@@ -89,6 +89,7 @@ class HttpSettings(_Section):
     max_upload_bytes: int = 8 * 1024 * 1024
     trust_forwarded_for: bool = False
     cache_ttl_seconds: float = 2.0
+    access_log: bool = True
 
 
 class MediaLimits(_Section):
