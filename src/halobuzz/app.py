@@ -1,7 +1,7 @@
 """The ASGI application: FastAPI routes behind a pure-ASGI middleware stack.
 
 Outermost first: request context (id, logs, metrics, security headers, body limit) → CORS →
-rate limiting → response cache for hot public reads → FastAPI routing.
+rate limiting → response cache for hot public reads → fast paths for hot reads → FastAPI routing.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from halobuzz.config import Settings, get_settings
 from halobuzz.core.cache import ResponseCacheMiddleware
 from halobuzz.core.errors import install_error_handlers
+from halobuzz.core.fastpath import FastPathMiddleware
 from halobuzz.core.kv import RedisStore
 from halobuzz.core.observability import RequestContextMiddleware
 from halobuzz.core.ratelimit import RateLimitMiddleware
@@ -55,7 +56,9 @@ async def _listen_for_invalidations(runtime: Runtime) -> None:
                 await pubsub.subscribe(channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        runtime.cache.invalidate_local(str(message["data"]))
+                        tag = str(message["data"])
+                        runtime.cache.invalidate_local(tag)
+                        runtime.sessions.on_tag(tag)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # reconnect: a lost subscription must not end invalidation
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
                 await redis_kv.client.publish(redis_kv.prefix + CACHE_CHANNEL, tag)
 
             runtime.cache.publish = publish
+            runtime.sessions.publish = publish
             tasks.append(asyncio.create_task(_listen_for_invalidations(runtime)))
         log.info("startup", database=runtime.db.dialect, redis=bool(settings.redis_url), env=settings.env)
         try:
@@ -118,7 +122,8 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         runtime.storage.root.mkdir(parents=True, exist_ok=True)
         api.mount("/media", StaticFiles(directory=runtime.storage.root, check_dir=False), name="media")
 
-    stack: ASGIApp = ResponseCacheMiddleware(api, cache=runtime.cache)
+    stack: ASGIApp = FastPathMiddleware(api, paths=runtime.fast_paths)
+    stack = ResponseCacheMiddleware(stack, cache=runtime.cache)
     stack = RateLimitMiddleware(
         stack,
         settings=settings.rate_limit,

@@ -90,6 +90,8 @@ class HttpSettings(_Section):
     trust_forwarded_for: bool = False
     cache_ttl_seconds: float = 2.0
     access_log: bool = True
+    # Pure-ASGI handlers for the hottest reads (PostgreSQL); off sends them through FastAPI.
+    fast_paths: bool = True
 
 
 class MediaLimits(_Section):

@@ -99,7 +99,9 @@ class ResponseCacheMiddleware:
         key = scope["path"].encode() + b"?" + scope.get("query_string", b"")
         entry = self.cache.lookup(key, tag)
         if entry is not None:
-            scope.setdefault("state", {})["cached"] = True
+            state = scope.setdefault("state", {})
+            state["cached"] = True
+            state["route_template"] = scope["path"]
             await send({"type": "http.response.start", "status": entry.status, "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
             return

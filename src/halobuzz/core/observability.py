@@ -167,7 +167,11 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
-            template = getattr(route, "path", None) or ("cache" if state.get("cached") else "unmatched")
+            template = (
+                getattr(route, "path", None)
+                or state.get("route_template")
+                or ("cache" if state.get("cached") else "unmatched")
+            )
             method = scope["method"]
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
             HTTP_LATENCY.labels(method, template).observe(elapsed)

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from halobuzz.config import Settings
 from halobuzz.core.cache import ResponseCache
 from halobuzz.core.db import Database
+from halobuzz.core.fastpath import FastPaths
 from halobuzz.core.kv import Store, make_store
 from halobuzz.core.mail import Mailer, make_mailer
 from halobuzz.core.security import JWTCodec, PasswordHashing
+from halobuzz.core.sessioncache import SessionCache
 from halobuzz.core.storage import Storage, make_storage
 
 
@@ -23,19 +25,24 @@ class Runtime:
     cache: ResponseCache
     storage: Storage
     mailer: Mailer
+    sessions: SessionCache
+    fast_paths: FastPaths
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
+        jwt = JWTCodec(settings.auth)
         return cls(
             settings=settings,
             db=Database(settings.resolved_database_url, pool_size=settings.database_pool_size),
             kv=make_store(settings.redis_url, settings.redis_prefix),
-            jwt=JWTCodec(settings.auth),
+            jwt=jwt,
             passwords=PasswordHashing(settings.auth),
             cache=ResponseCache(ttl_seconds=settings.http.cache_ttl_seconds),
             storage=make_storage(settings.s3, settings.data_dir),
             mailer=make_mailer(settings.mail, settings.data_dir),
+            sessions=SessionCache(jwt),
+            fast_paths=FastPaths(enabled=settings.http.fast_paths),
         )
 
     async def close(self) -> None:
