@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,7 +39,8 @@ class ResponseCache:
     paths: dict[str, str] = field(default_factory=dict)  # exact path → tag
     _entries: OrderedDict[bytes, _Entry] = field(default_factory=OrderedDict)
     _generations: dict[str, int] = field(default_factory=dict)
-    publish: object | None = None  # async callable(tag) set when Redis broadcasts invalidations
+    # Set when Redis broadcasts invalidations to the other instances.
+    publish: Callable[[str], Coroutine[Any, Any, None]] | None = None
 
     def register(self, path: str, tag: str) -> None:
         """Cache anonymous GETs of ``path`` under ``tag``."""
@@ -50,7 +53,7 @@ class ResponseCache:
         """Drop every entry of ``tag`` here, and on the other instances when Redis is configured."""
         self.invalidate_local(tag)
         if self.publish is not None:
-            task = asyncio.get_running_loop().create_task(self.publish(tag))  # type: ignore[operator]
+            task = asyncio.get_running_loop().create_task(self.publish(tag))
             task.add_done_callback(_log_failure)
 
     def lookup(self, key: bytes, tag: str) -> _Entry | None:

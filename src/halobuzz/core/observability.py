@@ -82,9 +82,9 @@ def client_ip(scope: Scope, trust_forwarded_for: bool) -> str:
     if trust_forwarded_for:
         for name, value in scope.get("headers", ()):
             if name == b"x-forwarded-for":
-                return value.decode("latin-1").split(",")[-1].strip()
+                return str(value.decode("latin-1").split(",")[-1].strip())
     client = scope.get("client")
-    return client[0] if client else "unknown"
+    return str(client[0]) if client else "unknown"
 
 
 class RequestContextMiddleware:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from halobuzz.core.security import AccessClaims, JWTCodec, TokenError
 
@@ -35,7 +36,7 @@ class SessionCache:
         self._claims: dict[str, AccessClaims] = {}
         self._sessions: dict[uuid.UUID, _Session] = {}
         self.generation = 0
-        self.publish: Callable[[str], Awaitable[None]] | None = None
+        self.publish: Callable[[str], Coroutine[Any, Any, None]] | None = None
 
     def claims(self, token: str) -> AccessClaims | None:
         """The verified claims of ``token``, or None when it is not a valid access token now."""
