@@ -100,8 +100,18 @@ def after_commit(session: AsyncSession, fn: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(fn)
 
 
-async def run_after_commit(session: AsyncSession) -> None:
-    hooks: list[AfterCommit] = session.info.pop("after_commit", [])
+def after_transaction(session: AsyncSession, fn: AfterCommit) -> None:
+    """Run ``fn`` once the session's transaction has ended, committed or rolled back.
+
+    For records that must survive a failed request (a failed login's audit row, a revoked token
+    family): ``fn`` opens its own transaction. Never open a second write transaction while the
+    first is still open — on SQLite there is one writer, and it would wait for itself.
+    """
+    session.info.setdefault("after_end", []).append(fn)
+
+
+async def _run_hooks(session: AsyncSession, key: str) -> None:
+    hooks: list[AfterCommit] = session.info.pop(key, [])
     for fn in hooks:
         try:
             result = fn()
@@ -149,8 +159,11 @@ class Database:
                     await session.commit()
             except BaseException:
                 await session.rollback()
+                session.info.pop("after_commit", None)
+                await _run_hooks(session, "after_end")
                 raise
-            await run_after_commit(session)
+            await _run_hooks(session, "after_commit")
+            await _run_hooks(session, "after_end")
 
     async def hot_pool(self) -> Any:
         """A small asyncpg pool for hot single-statement reads outside a transaction (PostgreSQL only).
