@@ -25,6 +25,7 @@ from halobuzz.core.observability import RequestContextMiddleware
 from halobuzz.core.ratelimit import RateLimitMiddleware
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import LocalStorage
+from halobuzz.streams import api as streams_api
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     api.state.runtime = runtime
     install_error_handlers(api)
     _include_routers(api)
+    streams_api.register_cache(runtime.cache)
     if isinstance(runtime.storage, LocalStorage):
         runtime.storage.root.mkdir(parents=True, exist_ok=True)
         api.mount("/media", StaticFiles(directory=runtime.storage.root, check_dir=False), name="media")

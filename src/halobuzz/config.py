@@ -6,12 +6,13 @@ the names operators rely on (DESIGN.md) stay flat: ``DATABASE_URL``, ``REDIS_URL
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-change-me"  # noqa: S105 - the value production refuses
 
@@ -63,9 +64,9 @@ class RateLimitSettings(_Section):
 
     enabled: bool = True
     # Seed 001: 100 requests per minute per IP.
-    per_ip_per_minute: int = 100
-    per_user_per_minute: int = 300
-    auth_per_ip_per_minute: int = 20
+    per_ip_per_minute: int = Field(100, ge=1)
+    per_user_per_minute: int = Field(300, ge=1)
+    auth_per_ip_per_minute: int = Field(20, ge=1)
     # Route-specific overrides: "METHOD /path/template=N" per minute, comma separated.
     routes: str = ""
 
@@ -84,7 +85,8 @@ class S3Settings(_Section):
 class HttpSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="HTTP_", env_file=".env", extra="ignore")
 
-    cors_origins: list[str] = ["http://127.0.0.1:5010", "http://localhost:5010"]
+    # HTTP_CORS_ORIGINS: comma separated (or a JSON list).
+    cors_origins: Annotated[list[str], NoDecode] = ["http://127.0.0.1:5010", "http://localhost:5010"]
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 8 * 1024 * 1024
     trust_forwarded_for: bool = False
@@ -93,6 +95,16 @@ class HttpSettings(_Section):
     # Pure-ASGI handlers for the hottest reads (PostgreSQL); off sends them through FastAPI.
     fast_paths: bool = True
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
 
 class MediaLimits(_Section):
     model_config = SettingsConfigDict(env_prefix="AVATAR_", env_file=".env", extra="ignore")
@@ -100,6 +112,45 @@ class MediaLimits(_Section):
     max_bytes: int = 5 * 1024 * 1024
     max_pixels: int = 4096
     size: int = 512
+
+
+class RealtimeSettings(_Section):
+    """The Socket.IO gateway: keepalive, per-connection bounds, recovery window, presence (docs/realtime.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="REALTIME_", env_file=".env", extra="ignore")
+
+    ping_interval_seconds: float = 25.0
+    ping_timeout_seconds: float = 20.0
+    max_rooms_per_connection: int = 20
+    # Frames waiting for one connection before it is dropped as too slow (backpressure).
+    max_queue_per_connection: int = 1000
+    max_buffer_bytes_per_connection: int = 1024 * 1024
+    # Recovery on reconnect: at most this many missed messages, none older than this.
+    recovery_max_messages: int = 300
+    recovery_max_seconds: int = 600
+    join_history: int = 50
+    # viewer_count_changed / stream_liked at most once per interval per stream.
+    count_interval_seconds: float = 1.0
+    presence_heartbeat_seconds: float = 10.0
+    presence_ttl_seconds: float = 30.0
+    # An instance keeps a room's subscription this long after its last local member left.
+    unsubscribe_grace_seconds: float = 5.0
+
+
+class ChatSettings(_Section):
+    """Chat limits (docs/realtime.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHAT_", env_file=".env", extra="ignore")
+
+    max_message_length: int = 500
+    rate_limit_messages: int = 20
+    rate_limit_privileged_messages: int = 100
+    rate_limit_window_seconds: int = 30
+    duplicate_window_seconds: int = 30
+    flush_interval_ms: int = 50
+    flush_max_rows: int = 500
+    likes_per_second: float = 5.0
+    max_timeout_seconds: int = 14 * 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -132,6 +183,8 @@ class Settings(BaseSettings):
     s3: S3Settings = Field(default_factory=S3Settings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     avatar: MediaLimits = Field(default_factory=MediaLimits)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

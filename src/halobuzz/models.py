@@ -3,5 +3,6 @@
 from halobuzz.accounts import models as accounts_models
 from halobuzz.core import audit
 from halobuzz.core.db import Base
+from halobuzz.streams import models as streams_models
 
-__all__ = ["Base", "accounts_models", "audit"]
+__all__ = ["Base", "accounts_models", "audit", "streams_models"]

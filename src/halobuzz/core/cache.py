@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = structlog.get_logger(__name__)
 
 _UNCACHEABLE_HEADERS = (b"authorization", b"cookie")
+_PER_REQUEST_HEADERS = frozenset({b"x-request-id", b"set-cookie"})
 
 
 @dataclass(slots=True)
@@ -109,17 +110,20 @@ class ResponseCacheMiddleware:
             await send({"type": "http.response.body", "body": entry.body})
             return
         generation = self.cache._generations.get(tag, 0)
-        start: Message | None = None
+        status: int | None = None
+        headers: list[tuple[bytes, bytes]] = []
         chunks: list[bytes] = []
 
         async def capture(message: Message) -> None:
-            nonlocal start
+            nonlocal status, headers
             if message["type"] == "http.response.start":
-                start = message
+                # Copy now: the middleware outside adds per-request headers (rate limits, request id)
+                # to this very message once it is sent, and those must not be replayed.
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k not in _PER_REQUEST_HEADERS]
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-                if not message.get("more_body") and start is not None and start["status"] == 200:
-                    headers = [(k, v) for k, v in start.get("headers", ()) if k not in (b"x-request-id", b"set-cookie")]
+                if not message.get("more_body") and status == 200:
                     self.cache.store(key, tag, generation, 200, headers, b"".join(chunks))
             await send(message)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from halobuzz.core.errors import error_body
@@ -144,7 +145,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge()
+                    raise _BodyTooLarge(limit)
             return message
 
         started = False
@@ -160,15 +161,21 @@ class RequestContextMiddleware:
             if not started:
                 await _send_error(send_wrapper, 413, "payload_too_large", f"request body exceeds {limit} bytes", rid)
         except Exception:
-            # FastAPI already answered 500 with the error shape and re-raised; log it once, here.
-            log.exception("unhandled_error", request_id=rid, path=scope["path"])
+            # When FastAPI raised, its handler has already logged the error and answered 500 in the
+            # error shape (``started``); anything else failed ahead of routing and is handled here.
             if not started:
-                await _send_error(send_wrapper, 500, "internal_error", "something went wrong", rid)
+                log.exception("unhandled_error", request_id=rid, path=scope["path"])
+                await _send_error(
+                    send_wrapper,
+                    500,
+                    "internal_error",
+                    "something went wrong; the request id identifies it in the logs",
+                    rid,
+                )
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
             template = (
-                getattr(route, "path", None)
+                route_template(scope)
                 or state.get("route_template")
                 or ("cache" if state.get("cached") else "unmatched")
             )
@@ -189,8 +196,36 @@ class RequestContextMiddleware:
                 )
 
 
-class _BodyTooLarge(Exception):
-    pass
+def route_template(scope: Scope) -> str | None:
+    """The full path template of the route that served the request (``/api/v1/users/{user_id}``).
+
+    FastAPI includes routers lazily: ``scope["route"]`` holds the route as declared, without the
+    prefixes it was included under; the effective route context holds the full template.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if isinstance(template, str):
+        return template
+    route = scope.get("route")
+    declared = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(declared, str):
+        return None
+    regex = getattr(route, "path_regex", None)
+    path: str = scope["path"]
+    if regex is not None and not regex.match(path):
+        # Recover the include prefix: the shortest leading part after which the route matches.
+        for i, char in enumerate(path):
+            if char == "/" and i and regex.match(path[i:]):
+                return path[:i] + declared
+    return declared
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised while reading a body past the limit. An HTTP exception so that FastAPI, which turns
+    other errors met while reading a body into 400, lets it through to the 413 handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, rid: str) -> None:
