@@ -67,6 +67,21 @@ async def _listen_for_invalidations(runtime: Runtime) -> None:
             await asyncio.sleep(1.0)
 
 
+class CrossOriginOnly:
+    """Send only requests that carry an ``Origin`` header through the CORS layer (others skip its
+    header rewriting); ``Vary: Origin`` is set on every response by the request-context layer."""
+
+    def __init__(self, app: ASGIApp, cors: ASGIApp) -> None:
+        self.app = app
+        self.cors = cors
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(name == b"origin" for name, _ in scope["headers"]):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 class HaloBuzzApp:
     """The served ASGI app; ``.api`` is the FastAPI instance, ``.runtime`` its shared objects."""
 
@@ -133,20 +148,23 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         jwt=runtime.jwt,
         trust_forwarded_for=settings.http.trust_forwarded_for,
     )
-    stack = CORSMiddleware(
+    stack = CrossOriginOnly(
         stack,
-        allow_origins=settings.http.cors_origins,
-        allow_credentials=True,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-        expose_headers=[
-            "X-Request-ID",
-            "Retry-After",
-            "RateLimit-Limit",
-            "RateLimit-Remaining",
-            "RateLimit-Reset",
-        ],
-        max_age=600,
+        CORSMiddleware(
+            stack,
+            allow_origins=settings.http.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+            max_age=600,
+        ),
     )
     stack = RequestContextMiddleware(
         stack,
