@@ -30,6 +30,7 @@ class FastPaths:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.routes: list[FastRoute] = []
+        self.served = 0  # requests answered here rather than by FastAPI
 
     def add(self, template: str, handler: FastHandler) -> None:
         """Serve GET ``template`` (with ``{name}`` segments) by ``handler`` when it can."""
@@ -54,6 +55,7 @@ class FastPathMiddleware:
                     continue
                 body = await route.handler(scope, match.groupdict())
                 if body is not None:
+                    self.paths.served += 1
                     scope.setdefault("state", {})["route_template"] = route.template
                     await send(
                         {
