@@ -26,7 +26,7 @@ from halobuzz import models
 from halobuzz.accounts import auth
 from halobuzz.accounts.models import User
 from halobuzz.app import HaloBuzzApp, create_app
-from halobuzz.config import AuthSettings, HttpSettings, MailSettings, RateLimitSettings, Settings
+from halobuzz.config import AuthSettings, HttpSettings, MailSettings, RateLimitSettings, S3Settings, Settings
 
 PASSWORD = "Correct-Horse-9-Battery"
 
@@ -91,6 +91,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
         auth_over = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, **overrides.pop("auth", {})}
         rl_over = {"enabled": False, **overrides.pop("rate_limit", {})}
         http_over = overrides.pop("http", {})
+        s3_over = overrides.pop("s3", {})
         mail_over = overrides.pop("mail", {})
         values: dict[str, Any] = {
             "env": "test",
@@ -102,6 +103,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "auth": AuthSettings(**auth_over),
             "rate_limit": RateLimitSettings(**rl_over),
             "http": HttpSettings(**http_over),
+            "s3": S3Settings(**s3_over),
             "mail": MailSettings(**mail_over),
         }
         for key, value in overrides.items():

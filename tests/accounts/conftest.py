@@ -55,7 +55,7 @@ class _Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -63,7 +63,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer(port=_free_port())
+    server = SmtpServer(port=free_port())
     controller = Controller(_Inbox(server), hostname="127.0.0.1", port=server.port)
     controller.start()
     try:
@@ -112,9 +112,7 @@ async def register(client: httpx.AsyncClient, username: str | None = None, **fie
     return await client.post(f"{API}/auth/register", json=body)
 
 
-async def login(
-    client: httpx.AsyncClient, login_: str, password: str = PASSWORD, **fields: Any
-) -> httpx.Response:
+async def login(client: httpx.AsyncClient, login_: str, password: str = PASSWORD, **fields: Any) -> httpx.Response:
     return await client.post(f"{API}/auth/login", json={"login": login_, "password": password, **fields})
 
 

@@ -137,6 +137,7 @@ class LoginIn(_In):
     login: Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=254),
+        AfterValidator(_no_control_chars),
         Field(description="username or email"),
     ]
     password: Password
@@ -146,7 +147,7 @@ class LoginIn(_In):
 class TokenOut(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int = Field(description="seconds until the access token expires")
 
 

@@ -42,7 +42,7 @@ from halobuzz.accounts.models import (
     UserStatus,
 )
 from halobuzz.accounts.schemas import SessionOut
-from halobuzz.accounts.throttle import Attempt, LoginThrottle, account_key
+from halobuzz.accounts.throttle import Attempt, LoginThrottle, account_key, lenient
 from halobuzz.config import AuthSettings
 from halobuzz.core import audit
 from halobuzz.core.clock import utcnow
@@ -148,7 +148,9 @@ async def _issue_token(session: AsyncSession, *, user_id: uuid.UUID, purpose: To
         .execution_options(synchronize_session=False)
     )
     token = new_token()
-    session.add(OneTimeToken(user_id=user_id, purpose=purpose.value, token_hash=token_hash(token), expires_at=now + ttl))
+    session.add(
+        OneTimeToken(user_id=user_id, purpose=purpose.value, token_hash=token_hash(token), expires_at=now + ttl)
+    )
     await session.flush()
     return token
 
@@ -210,7 +212,8 @@ async def _totp_ok(kv: Store, *, user_id: uuid.UUID, secret: str, code: str) -> 
     now_step = int(time.time()) // totp.interval
     for step in (now_step, now_step - 1, now_step + 1):
         if constant_time_equal(totp.generate_otp(step), code):
-            return await kv.incr(f"totp:used:{user_id}:{step}", 5 * totp.interval) == 1
+            # Keyed by the code too: after re-enrolling, the new secret's code of the same step is new.
+            return await lenient(kv.incr(f"totp:used:{user_id}:{step}:{code}", 5 * totp.interval), 1) == 1
     return False
 
 
@@ -365,6 +368,8 @@ async def login(
             session, runtime.db, **failure, result="refused", details={"reason": f"account_{user.status}"}
         )
         raise _status_refusal(user)
+    # Hashed now, before the write transaction begins (on SQLite it is the single writer).
+    new_hash = await _hash_password(runtime, password) if runtime.passwords.needs_rehash(user.password_hash) else None
     method = "password"
     if user.totp_enabled_at is not None:
         if not otp:
@@ -380,8 +385,7 @@ async def login(
             )
             raise Unauthorized("the two-factor code is wrong or was already used", code="invalid_otp")
         method = f"password+{second}"
-    if runtime.passwords.needs_rehash(user.password_hash):
-        new_hash = await _hash_password(runtime, password)
+    if new_hash is not None:
         await session.execute(
             update(User)
             .where(User.id == user.id, User.password_hash == user.password_hash)
@@ -402,7 +406,7 @@ async def login(
         details={"session_id": str(pair.session_id), "method": method},
     )
 
-    async def succeeded(attempt: Attempt = attempt) -> None:
+    async def succeeded() -> None:
         count_event("login")
         await throttle.succeeded(attempt)
 
@@ -482,8 +486,8 @@ async def resend_verification(*, session: AsyncSession, runtime: Runtime, actor:
     """Mail a new verification link (the previous ones stop working); a few per hour at most."""
     if actor.email_verified_at is not None:
         raise Conflict("your email address is already confirmed", code="email_already_verified")
-    allowed, _, wait = await runtime.kv.take(
-        f"mail:verify:{actor.id}", VERIFICATION_MAILS_PER_HOUR, 3600.0
+    allowed, _, wait = await lenient(
+        runtime.kv.take(f"mail:verify:{actor.id}", VERIFICATION_MAILS_PER_HOUR, 3600.0), (True, 0, 0.0)
     )
     if not allowed:
         retry = max(1, int(wait) + 1)
@@ -514,7 +518,9 @@ async def request_password_reset(
     if user is None or user.status in (UserStatus.BANNED, UserStatus.DELETED):
         return
     # A few mails per address per hour: the endpoint must not become a way to flood an inbox.
-    allowed, _, _ = await runtime.kv.take(f"mail:reset:{token_hash(email)[:32]}", RESET_MAILS_PER_HOUR, 3600.0)
+    allowed, _, _ = await lenient(
+        runtime.kv.take(f"mail:reset:{token_hash(email)[:32]}", RESET_MAILS_PER_HOUR, 3600.0), (True, 0, 0.0)
+    )
     if not allowed:
         return
     token = await _issue_token(
@@ -524,7 +530,10 @@ async def request_password_reset(
         ttl=timedelta(minutes=settings.reset_token_ttl_minutes),
     )
     subject, text = mails.password_reset_mail(
-        username=user.username, public_url=settings.public_url, token=token, ttl_minutes=settings.reset_token_ttl_minutes
+        username=user.username,
+        public_url=settings.public_url,
+        token=token,
+        ttl_minutes=settings.reset_token_ttl_minutes,
     )
     _mail_after_commit(session, runtime.mailer, to=user.email, subject=subject, text=text)
     await audit.record(
@@ -558,7 +567,9 @@ async def reset_password(
     if user.email_verified_at is None:
         user.email_verified_at = now
     await session.flush()
-    revoked = await revoke_sessions(session=session, sessions=runtime.sessions, user_id=user.id, reason="password_reset")
+    revoked = await revoke_sessions(
+        session=session, sessions=runtime.sessions, user_id=user.id, reason="password_reset"
+    )
     await audit.record(
         session,
         action="auth.password_reset",
@@ -665,9 +676,7 @@ async def list_sessions(
         )
     rows = list(
         (
-            await session.execute(
-                query.order_by(AuthSession.created_at.desc(), AuthSession.id.desc()).limit(limit + 1)
-            )
+            await session.execute(query.order_by(AuthSession.created_at.desc(), AuthSession.id.desc()).limit(limit + 1))
         ).scalars()
     )
     next_cursor = None
@@ -796,9 +805,7 @@ async def disable_totp(
 # --- creators ----------------------------------------------------------------------------------
 
 
-async def apply_for_creator(
-    *, session: AsyncSession, runtime: Runtime, actor: User, ip: str, user_agent: str
-) -> User:
+async def apply_for_creator(*, session: AsyncSession, runtime: Runtime, actor: User, ip: str, user_agent: str) -> User:
     """Apply to become a creator: approved at once, or pending an admin's decision when configured."""
     await _lock(session, actor)
     if actor.has_role(Role.CREATOR) or actor.creator_status == CreatorStatus.APPROVED:
@@ -852,4 +859,3 @@ async def approve_creator(
         details={"reason": reason},
     )
     return target
-

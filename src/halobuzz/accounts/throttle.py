@@ -16,20 +16,45 @@ every API instance. Three rules, checked before a password is verified:
 An existing account is keyed by its id (so its username and email share one budget); a login string
 that names no account is keyed by that string, so both behave alike and throttling reveals nothing
 about which accounts exist. Keys hold hashes, never the login strings themselves.
+
+When the store cannot be reached, sign-in keeps working without these limits (a warning is
+logged), like the request rate limits: an outage of Redis must not lock every user out.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from redis.exceptions import RedisError
 
 from halobuzz.config import AuthSettings
 from halobuzz.core.errors import TooManyRequests
 from halobuzz.core.kv import Store
 from halobuzz.core.security import token_hash
 
+log = structlog.get_logger(__name__)
+
 HOUR = 3600
+T = TypeVar("T")
+_last_store_warning = -math.inf
+
+
+async def lenient(op: Awaitable[T], default: T) -> T:
+    """The result of a store operation, or ``default`` (and a warning) when the store is unreachable."""
+    global _last_store_warning
+    try:
+        return await op
+    except (RedisError, OSError) as exc:
+        now = time.monotonic()
+        if now - _last_store_warning >= 10.0:  # once per 10 s, not once per request
+            _last_store_warning = now
+            log.warning("auth_store_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return default
 
 
 def account_key(*, user_id: object | None, login: str) -> str:
@@ -72,12 +97,12 @@ class LoginThrottle:
         now = time.time()
         acct_key, ip_key, wait_key = self._keys(account, ip, now)
         _, window_left = _window(now)
-        if await self.kv.get_int(ip_key) >= self.settings.max_failed_logins_per_ip_per_hour:
+        if await lenient(self.kv.get_int(ip_key), 0) >= self.settings.max_failed_logins_per_ip_per_hour:
             raise _refused(window_left, "too many failed sign-ins from this network")
-        until = await self.kv.get(wait_key)
+        until = await lenient(self.kv.get(wait_key), None)
         if until is not None and float(until) > now:
             raise _refused(math.ceil(float(until) - now), "too many failed sign-ins for this account")
-        number = await self.kv.incr(acct_key, HOUR + 60)
+        number = await lenient(self.kv.incr(acct_key, HOUR + 60), 0)
         if number > self.settings.max_failed_logins_per_hour:
             raise _refused(window_left, "too many failed sign-ins for this account")
         return Attempt(account=account, ip=ip, number=number)
@@ -86,17 +111,17 @@ class LoginThrottle:
         """Record a failed attempt: the IP's count grows, and the account may have to wait."""
         now = time.time()
         _, ip_key, wait_key = self._keys(attempt.account, attempt.ip, now)
-        await self.kv.incr(ip_key, HOUR + 60)
+        await lenient(self.kv.incr(ip_key, HOUR + 60), 0)
         excess = attempt.number - self.settings.login_delay_after_failures
         if excess >= 0:
-            delay = min(self.settings.login_delay_cap_seconds, float(2**min(excess, 30)))
-            await self.kv.set(wait_key, repr(now + delay), math.ceil(delay) + 1)
+            delay = min(self.settings.login_delay_cap_seconds, float(2 ** min(excess, 30)))
+            await lenient(self.kv.set(wait_key, repr(now + delay), math.ceil(delay) + 1), None)
 
     async def succeeded(self, attempt: Attempt) -> None:
         """A successful sign-in clears the account's count and delay."""
         acct_key, _, wait_key = self._keys(attempt.account, attempt.ip, time.time())
-        await self.kv.delete(acct_key)
-        await self.kv.delete(wait_key)
+        await lenient(self.kv.delete(acct_key), None)
+        await lenient(self.kv.delete(wait_key), None)
 
 
 def _refused(retry_after: int, message: str) -> TooManyRequests:

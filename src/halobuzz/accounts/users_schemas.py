@@ -18,7 +18,9 @@ Country = Annotated[
 ]
 Language = Annotated[
     str,
-    Field(min_length=2, max_length=8, description="BCP 47 language tag, e.g. en, ne, hi, ur, bn, en-US", examples=["ne"]),
+    Field(
+        min_length=2, max_length=8, description="BCP 47 language tag, e.g. en, ne, hi, ur, bn, en-US", examples=["ne"]
+    ),
     AfterValidator(profile.normalize_language),
 ]
 TimeZone = Annotated[

@@ -143,7 +143,12 @@ class S3Storage:
     async def put(self, key: str, data: bytes, content_type: str, *, cache_control: str | None = None) -> None:
         from botocore.exceptions import ClientError
 
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": _safe_key(key), "Body": data, "ContentType": content_type}
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": _safe_key(key),
+            "Body": data,
+            "ContentType": content_type,
+        }
         if cache_control:
             params["CacheControl"] = cache_control
 
