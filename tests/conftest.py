@@ -88,7 +88,12 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
     prefix = f"hbt:{uuid.uuid4().hex[:12]}:"
 
     def build(**overrides: Any) -> Settings:
-        auth_over = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, **overrides.pop("auth", {})}
+        auth_over = {
+            "argon2_memory_kib": 1024,
+            "argon2_time_cost": 1,
+            "jwt_secret": "test-signing-key-" + "k" * 40,
+            **overrides.pop("auth", {}),
+        }
         rl_over = {"enabled": False, **overrides.pop("rate_limit", {})}
         http_over = overrides.pop("http", {})
         s3_over = overrides.pop("s3", {})

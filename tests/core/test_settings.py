@@ -3,12 +3,14 @@ placeholder secrets."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from halobuzz.config import DEV_SECRET, Settings
+from halobuzz.core.security import TokenError
 
 FLAT_NAMES = (
     "DATABASE_URL",
@@ -147,3 +149,19 @@ def test_dotenv_file_is_read(clean_env, tmp_path):
     # The environment wins over the file.
     clean_env.setenv("HALOBUZZ_PORT", "6002")
     assert Settings().port == 6002
+
+
+def test_development_installs_get_their_own_signing_key(tmp_path):
+    """Without AUTH_JWT_SECRET, each data directory gets a random key that survives restarts."""
+    from halobuzz.core.runtime import Runtime
+
+    first = Runtime.build(Settings(env="development", data_dir=tmp_path / "a"))
+    again = Runtime.build(Settings(env="development", data_dir=tmp_path / "a"))
+    other = Runtime.build(Settings(env="development", data_dir=tmp_path / "b"))
+    key_file = tmp_path / "a" / "secrets" / "jwt.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert DEV_SECRET not in key_file.read_text() and len(key_file.read_text()) >= 48
+    token, _ = first.jwt.issue_access(user_id=uuid.uuid4(), session_id=uuid.uuid4(), roles=["user"])
+    assert again.jwt.decode_access(token).roles == ("user",)
+    with pytest.raises(TokenError):
+        other.jwt.decode_access(token)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from halobuzz.config import Settings
+from halobuzz.config import DEV_SECRET, Settings
 from halobuzz.core.cache import ResponseCache
 from halobuzz.core.db import Database
 from halobuzz.core.fastpath import FastPaths
 from halobuzz.core.kv import Store, make_store
 from halobuzz.core.mail import Mailer, make_mailer
-from halobuzz.core.security import JWTCodec, PasswordHashing
+from halobuzz.core.security import JWTCodec, PasswordHashing, local_secret
 from halobuzz.core.sessioncache import SessionCache
 from halobuzz.core.storage import Storage, make_storage
 
@@ -31,7 +31,10 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        jwt = JWTCodec(settings.auth)
+        key = settings.auth.jwt_secret.get_secret_value()
+        if key == DEV_SECRET:  # never in production: settings refuse it there
+            key = local_secret(settings.data_dir / "secrets", "jwt")
+        jwt = JWTCodec(settings.auth, key)
         return cls(
             settings=settings,
             db=Database(settings.resolved_database_url, pool_size=settings.database_pool_size),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -71,6 +73,25 @@ def constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def local_secret(directory: Path, name: str) -> str:
+    """A random secret kept in ``directory`` (created on first use, readable by the owner only).
+
+    Outside production, unset secrets come from here instead of a value shared by every install.
+    """
+    path = directory / f"{name}.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+        return value
+
+
 class TokenError(Exception):
     """A JWT that is malformed, expired, or not for us."""
 
@@ -90,8 +111,8 @@ class JWTCodec:
 
     ACCESS = "access"
 
-    def __init__(self, settings: AuthSettings) -> None:
-        self._key = settings.jwt_secret.get_secret_value()
+    def __init__(self, settings: AuthSettings, key: str | None = None) -> None:
+        self._key = key or settings.jwt_secret.get_secret_value()
         self._alg = settings.jwt_algorithm
         self._iss = settings.jwt_issuer
         self._aud = settings.jwt_audience
