@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halobuzz.accounts.models import CreatorStatus, Follow, Role, User
 from halobuzz.config import Settings
 from halobuzz.core.db import Database
-from halobuzz.core.security import PasswordHashing, is_common_password
+from halobuzz.core.security import PasswordHashing
 
 DEMO_PASSWORD = "halobuzz-demo-2026"  # noqa: S105 - documented demo credential, refused in production
 
@@ -50,7 +50,9 @@ async def _seed_categories(session: AsyncSession) -> int:
     return added
 
 
-async def _user(session: AsyncSession, passwords: PasswordHashing, username: str, roles: list[str], **fields: object) -> User:
+async def _user(
+    session: AsyncSession, passwords: PasswordHashing, username: str, roles: list[str], **fields: object
+) -> User:
     user = await session.scalar(select(User).where(User.username_key == username.lower()))
     if user is not None:
         return user
@@ -86,23 +88,29 @@ async def _seed_demo(session: AsyncSession, settings: Settings) -> list[str]:
         for creator in rng.sample(creators, rng.randint(1, 3)):
             known = await session.get(Follow, (viewer.id, creator.id))
             if known is None:
-                await social.follow(session=session, actor=viewer, target_id=creator.id)
+                await social.follow(session=session, actor=viewer, target_ref=str(creator.id))
                 follows += 1
     by_name = {c.username: c for c in creators}
     live = 0
     for owner_name, title, category, language, go_live in DEMO_STREAMS:
         owner = by_name[owner_name]
         mine = await streams.list_owner_streams(session=session, owner_id=owner.id)
-        if mine:
+        if mine.items:
             continue
         created = await streams.create_stream(
-            session=session, actor=owner, title=title, category=category, language=language,
+            session=session,
+            actor=owner,
+            title=title,
+            category=category,
+            language=language,
             audio_only=category == "radio",
         )
         if go_live:
             await streams.start_stream(session=session, actor=owner, stream_id=created.stream.id)
             live += 1
-    return [f"demo: 1 admin, {len(creators)} creators, {len(viewers)} viewers, {follows} new follows, {live} live streams"]
+    return [
+        f"demo: 1 admin, {len(creators)} creators, {len(viewers)} viewers, {follows} new follows, {live} live streams"
+    ]
 
 
 async def run(settings: Settings, *, demo: bool) -> list[str]:
@@ -121,8 +129,22 @@ async def run(settings: Settings, *, demo: bool) -> list[str]:
 
 async def create_admin(settings: Settings, *, username: str, email: str, password: str) -> str:
     """Create an admin account, or add the admin role to an existing one."""
-    if len(password) < settings.auth.password_min_length or is_common_password(password):
-        raise ValueError(f"choose a password of at least {settings.auth.password_min_length} characters that is not a common one")
+    from pydantic import ValidationError
+
+    from halobuzz.accounts.schemas import RegisterIn
+    from halobuzz.accounts.service import check_password_policy
+    from halobuzz.core.errors import DomainError
+
+    try:
+        checked = RegisterIn(username=username, email=email, password=password)
+        check_password_policy(
+            settings=settings.auth, password=password, username=checked.username, email=checked.email, field="password"
+        )
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
+    except DomainError as exc:
+        raise ValueError(exc.message) from exc
+    username, email = checked.username, checked.email
     db = Database(settings.resolved_database_url)
     try:
         async with db.session() as session:
@@ -130,7 +152,7 @@ async def create_admin(settings: Settings, *, username: str, email: str, passwor
             if user is not None:
                 user.roles = sorted(set(user.roles) | {"user", "moderator", "admin"})
                 await session.flush()
-                return f"{user.username} is now an admin"
+                return f"{user.username} is now an admin (their password is unchanged)"
             passwords = PasswordHashing(settings.auth)
             session.add(
                 User(
