@@ -2,8 +2,8 @@
 
 It answers the plain success case with one prepared statement on PostgreSQL (the profile and the
 caller's relationship to it), checks the access token against the per-process session cache
-(`core.sessioncache`), and serialises with the route's own response model, so the body is the
-one the FastAPI route gives. Anything else — "me", an unknown user, a token that is not valid,
+(`core.sessioncache`), and writes the same bytes as the route's response model (a test compares
+them). Anything else — "me", an unknown user, a token that is not valid,
 SQLite — falls through to the FastAPI route (`accounts.users_api.get_user`).
 """
 
@@ -17,7 +17,6 @@ from starlette.types import Scope
 
 from halobuzz.accounts.models import UserStatus
 from halobuzz.accounts.profile import HIDDEN_STATUSES, ME
-from halobuzz.accounts.users_schemas import ProfileOut
 from halobuzz.core.ids import parse_uuid
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.security import AccessClaims
@@ -98,23 +97,26 @@ def make_handler(runtime: Runtime) -> Any:
             scope.setdefault("state", {})["user_id"] = str(viewer.user_id)
         signed_in = isinstance(viewer, AccessClaims)
         roles = row[7]
-        out = ProfileOut.model_construct(
-            id=row[0],
-            username=row[1],
-            display_name=row[2],
-            bio=row[3],
-            avatar_url=storage.url(row[4]) if row[4] else None,
-            country=row[5],
-            language=row[6],
-            roles=orjson.loads(roles) if isinstance(roles, str) else list(roles),
-            follower_count=row[8],
-            following_count=row[9],
-            created_at=row[10],
-            is_following=row[11] if signed_in else None,
-            is_followed_by=row[12] if signed_in else None,
-            is_blocked=row[13] if signed_in else None,
+        # Field for field what ProfileOut serialises to (tests compare the bytes with the route's).
+        return orjson.dumps(
+            {
+                "id": str(row[0]),
+                "username": row[1],
+                "display_name": row[2],
+                "bio": row[3],
+                "avatar_url": storage.url(row[4]) if row[4] else None,
+                "country": row[5],
+                "language": row[6],
+                "roles": orjson.loads(roles) if isinstance(roles, str) else list(roles),
+                "follower_count": row[8],
+                "following_count": row[9],
+                "created_at": row[10],
+                "is_following": row[11] if signed_in else None,
+                "is_followed_by": row[12] if signed_in else None,
+                "is_blocked": row[13] if signed_in else None,
+            },
+            option=orjson.OPT_UTC_Z,
         )
-        return out.model_dump_json().encode()
 
     return handler
 

@@ -40,6 +40,7 @@ class ResponseCache:
     paths: dict[str, str] = field(default_factory=dict)  # exact path → tag
     _entries: OrderedDict[bytes, _Entry] = field(default_factory=OrderedDict)
     _generations: dict[str, int] = field(default_factory=dict)
+    _filling: dict[bytes, asyncio.Future[None]] = field(default_factory=dict)
     # Set when Redis broadcasts invalidations to the other instances.
     publish: Callable[[str], Coroutine[Any, Any, None]] | None = None
 
@@ -101,14 +102,36 @@ class ResponseCacheMiddleware:
             await self.app(scope, receive, send)
             return
         key = scope["path"].encode() + b"?" + scope.get("query_string", b"")
-        entry = self.cache.lookup(key, tag)
-        if entry is not None:
-            state = scope.setdefault("state", {})
-            state["cached"] = True
-            state["route_template"] = scope["path"]
-            await send({"type": "http.response.start", "status": entry.status, "headers": entry.headers})
-            await send({"type": "http.response.body", "body": entry.body})
+        if await self._serve_cached(scope, send, key, tag):
             return
+        # Single flight: when an entry expires under load, one request rebuilds it and the others
+        # wait for that response instead of all querying the database at once.
+        pending = self.cache._filling.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            if await self._serve_cached(scope, send, key, tag):
+                return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.cache._filling[key] = done
+        try:
+            await self._fill(scope, receive, send, key, tag)
+        finally:
+            if self.cache._filling.get(key) is done:
+                del self.cache._filling[key]
+            done.set_result(None)
+
+    async def _serve_cached(self, scope: Scope, send: Send, key: bytes, tag: str) -> bool:
+        entry = self.cache.lookup(key, tag)
+        if entry is None:
+            return False
+        state = scope.setdefault("state", {})
+        state["cached"] = True
+        state["route_template"] = scope["path"]
+        await send({"type": "http.response.start", "status": entry.status, "headers": entry.headers})
+        await send({"type": "http.response.body", "body": entry.body})
+        return True
+
+    async def _fill(self, scope: Scope, receive: Receive, send: Send, key: bytes, tag: str) -> None:
         generation = self.cache._generations.get(tag, 0)
         status: int | None = None
         headers: list[tuple[bytes, bytes]] = []

@@ -123,11 +123,17 @@ async def _run_hooks(session: AsyncSession, key: str) -> None:
             structlog.get_logger(__name__).exception("after_commit_hook_failed")
 
 
+async def _no_reset(_connection: Any) -> None:
+    """Hot-read connections only run single read-only statements outside transactions: they hold
+    no session state to reset, so skip asyncpg's reset query (a round trip per release)."""
+
+
 class Database:
     """The engines and session factories of one process."""
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = url
+        self.pool_size = pool_size
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.write_engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60)
@@ -171,6 +177,8 @@ class Database:
         SQLAlchemy's session and pool cost several round trips (BEGIN, reset on return) and most
         of a request's CPU on the hottest reads; these use prepared statements directly.
         """
+        if self._hot_pool is not None:
+            return self._hot_pool
         if self.is_sqlite:
             raise RuntimeError("hot reads need PostgreSQL")
         async with self._hot_lock:
@@ -179,7 +187,7 @@ class Database:
                 from sqlalchemy.engine import make_url
 
                 dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-                self._hot_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+                self._hot_pool = await asyncpg.create_pool(dsn, min_size=2, max_size=self.pool_size, reset=_no_reset)
         return self._hot_pool
 
     async def ping(self) -> None:
