@@ -47,13 +47,28 @@ def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) ->
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """JSON lines to stdout (or a readable console format), with secrets redacted."""
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper(), force=True)
+    """JSON lines to stdout (or a readable console format), with secrets redacted.
+
+    Records of the standard library's loggers (uvicorn, SQLAlchemy, …) are rendered the same way.
+    """
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _redact,
+            ],
+        )
+    )
+    logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
     _ACCESS.enabled = logging.getLevelName(level.upper()) <= logging.INFO
     _ACCESS.json = fmt == "json"
-    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -96,11 +111,20 @@ def client_ip(scope: Scope, trust_forwarded_for: bool) -> str:
 class RequestContextMiddleware:
     """Pure-ASGI: request id, access log, metrics, security headers and a body size limit."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int, access_log: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        access_log: bool = True,
+        trust_forwarded_for: bool = False,
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_upload = max_upload_bytes
         self.access_log = access_log
+        self.trust_forwarded_for = trust_forwarded_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,6 +145,7 @@ class RequestContextMiddleware:
         rid = rid or os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = rid
+        state["client_ip"] = client_ip(scope, self.trust_forwarded_for)
         limit = self.max_upload if multipart else self.max_body
         status = 500
         rid_bytes = rid.encode()
