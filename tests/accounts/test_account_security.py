@@ -530,4 +530,4 @@ async def test_creator_application_can_wait_for_an_administrator(app_factory, ma
         assert stored.creator_status == "approved" and stored.has_role("creator")
         actions = [row.action for row in await audit_rows(approving, target_id=str(user.id))]
         assert actions.count("account.creator.apply") == 2
-        assert "account.creator.reject" in actions and "account.creator.approve" in actions
+        assert "admin.user.creator.reject" in actions and "admin.user.creator.approve" in actions

@@ -833,12 +833,21 @@ async def apply_for_creator(*, session: AsyncSession, runtime: Runtime, actor: U
 
 
 async def approve_creator(
-    *, session: AsyncSession, actor: User, user_id: uuid.UUID, approve: bool, reason: str | None = None
+    *,
+    session: AsyncSession,
+    actor: User,
+    user_id: uuid.UUID,
+    approve: bool,
+    reason: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
 ) -> User:
     """Decide a pending creator application: approve (role "creator" added) or reject."""
     target = (await session.execute(select(User).where(User.id == user_id).with_for_update())).scalar_one_or_none()
     if target is None:
         raise NotFound(f"no user with id {user_id}", code="user_not_found")
+    if target.status == UserStatus.DELETED:
+        raise Conflict("this account has been deleted", code="user_deleted")
     if target.creator_status != CreatorStatus.PENDING:
         raise Conflict(
             f"there is no pending creator application (creator status is {target.creator_status})",
@@ -852,10 +861,13 @@ async def approve_creator(
     await session.flush()
     await audit.record(
         session,
-        action="account.creator.approve" if approve else "account.creator.reject",
+        action="admin.user.creator.approve" if approve else "admin.user.creator.reject",
         actor_id=actor.id,
         target_type="user",
         target_id=target.id,
-        details={"reason": reason},
+        ip=ip,
+        user_agent=user_agent,
+        details={"approve": approve, "reason": reason},
     )
+    after_commit(session, lambda: count_event("creator_approved" if approve else "creator_rejected"))
     return target

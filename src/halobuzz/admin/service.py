@@ -22,6 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from halobuzz.accounts import auth
+from halobuzz.accounts import service as accounts_service
 from halobuzz.accounts.models import AuthSession, CreatorStatus, Role, User, UserStatus
 from halobuzz.admin.schemas import AdminUserDetailOut, AdminUserOut, AuditEntryOut
 from halobuzz.core import audit
@@ -311,32 +312,9 @@ async def decide_creator(
     user_agent: str | None,
 ) -> AdminUserOut:
     """Approve (role "creator" added) or reject a pending creator application."""
-    target = await _load_user(session, user_id, lock=True)
-    if target.status == UserStatus.DELETED:
-        raise Conflict("this account has been deleted", code="user_deleted")
-    if target.creator_status != CreatorStatus.PENDING:
-        raise Conflict(
-            f"there is no pending creator application (creator status is {target.creator_status})",
-            code="no_pending_application",
-        )
-    if approve:
-        target.creator_status = CreatorStatus.APPROVED.value
-        if Role.CREATOR.value not in target.roles:
-            target.roles = [r.value for r in Role if r.value in (*target.roles, Role.CREATOR.value)]
-    else:
-        target.creator_status = CreatorStatus.REJECTED.value
-    await session.flush()
-    await audit.record(
-        session,
-        action="admin.user.creator.approve" if approve else "admin.user.creator.reject",
-        actor_id=actor.id,
-        target_type="user",
-        target_id=target.id,
-        ip=ip,
-        user_agent=user_agent,
-        details={"approve": approve, "reason": reason},
+    target = await accounts_service.approve_creator(
+        session=session, actor=actor, user_id=user_id, approve=approve, reason=reason, ip=ip, user_agent=user_agent
     )
-    after_commit(session, lambda: count_event("creator_approved" if approve else "creator_rejected"))
     return AdminUserOut.model_validate(target)
 
 
