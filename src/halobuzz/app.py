@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from halobuzz.accounts import fastpaths as accounts_fastpaths
 from halobuzz.config import Settings, get_settings
 from halobuzz.core.cache import ResponseCacheMiddleware
 from halobuzz.core.errors import install_error_handlers
@@ -25,6 +26,7 @@ from halobuzz.core.observability import RequestContextMiddleware
 from halobuzz.core.ratelimit import RateLimitMiddleware
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import LocalStorage
+from halobuzz.realtime.asgi import mount as realtime_mount
 from halobuzz.streams import api as streams_api
 
 log = structlog.get_logger(__name__)
@@ -37,12 +39,21 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.accounts.api import account_router, auth_router
     from halobuzz.accounts.users_api import users_router
     from halobuzz.admin.api import router as admin_router
+    from halobuzz.chat.api import router as chat_router
     from halobuzz.core.health import router as health_router
     from halobuzz.streams.api import categories_router, streams_router
 
     api.include_router(health_router)
     # account_router (/users/me/...) goes before users_router so /users/{id} never shadows it.
-    for router in (auth_router, account_router, users_router, streams_router, categories_router, admin_router):
+    for router in (
+        auth_router,
+        account_router,
+        users_router,
+        streams_router,
+        categories_router,
+        chat_router,
+        admin_router,
+    ):
         api.include_router(router, prefix=API_PREFIX)
 
 
@@ -135,6 +146,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     install_error_handlers(api)
     _include_routers(api)
     streams_api.register_cache(runtime.cache)
+    accounts_fastpaths.register(runtime)
     if isinstance(runtime.storage, LocalStorage):
         runtime.storage.root.mkdir(parents=True, exist_ok=True)
         api.mount("/media", StaticFiles(directory=runtime.storage.root, check_dir=False), name="media")
@@ -171,5 +183,9 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         max_body_bytes=settings.http.max_body_bytes,
         max_upload_bytes=settings.http.max_upload_bytes,
         access_log=settings.http.access_log,
+        trust_forwarded_for=settings.http.trust_forwarded_for,
     )
+    # Real-time gateway: /socket.io goes to Socket.IO, the rest to the HTTP stack; the gateway's
+    # background work starts and stops with the lifespan (docs/realtime.md).
+    stack = realtime_mount(stack, runtime)
     return HaloBuzzApp(api, runtime, stack)

@@ -55,6 +55,7 @@ def serve(host: str | None, port: int | None, migrate: bool, access_log: bool) -
         access_log=False,
         proxy_headers=settings.http.trust_forwarded_for,
         server_header=False,
+        timeout_graceful_shutdown=10,
     )
 
 

@@ -122,9 +122,14 @@ class RealtimeSettings(_Section):
     ping_interval_seconds: float = 25.0
     ping_timeout_seconds: float = 20.0
     max_rooms_per_connection: int = 20
+    # New Socket.IO connections per client IP per minute (when RATE_LIMIT_ENABLED).
+    connects_per_ip_per_minute: int = 60
     # Frames waiting for one connection before it is dropped as too slow (backpressure).
     max_queue_per_connection: int = 1000
+    # Bytes waiting in one connection's transport before it is dropped (the direct write path).
     max_buffer_bytes_per_connection: int = 1024 * 1024
+    # SO_SNDBUF for websocket connections (None: the OS default, which can grow to megabytes).
+    socket_send_buffer_bytes: int | None = None
     # Recovery on reconnect: at most this many missed messages, none older than this.
     recovery_max_messages: int = 300
     recovery_max_seconds: int = 600

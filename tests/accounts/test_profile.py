@@ -267,7 +267,10 @@ async def test_profile_not_found_and_hidden_users(app, client, make_user):
     assert_error(await client.get(f"{API}/{alice.id}", headers={"Authorization": "Bearer bad"}), 401, "invalid_token")
 
 
-async def test_profile_read_is_one_query_plus_authentication(app, client, make_user):
+async def test_profile_read_is_one_query_plus_authentication(app_factory, make_user):
+    # The routed read (the PostgreSQL fast path, tests/accounts/test_fastpaths.py, bypasses it).
+    app = await app_factory(http={"fast_paths": False})
+    client = client_for(app)
     alice, bob = await make_user(), await make_user()
     with counted_queries(app) as anonymous:
         assert (await client.get(f"{API}/{bob.id}")).status_code == 200

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from halobuzz.app import HaloBuzzApp
+from halobuzz.realtime.asgi import gateway_of
 from halobuzz.streams.models import Broadcast, Stream
 
 
@@ -42,8 +43,19 @@ def new_stream(client: httpx.AsyncClient) -> Callable[..., Any]:
     return create
 
 
+async def settle_presence(app: HaloBuzzApp) -> None:
+    """Let the real-time gateway finish its announcements and recounts."""
+    gateway = gateway_of(app.runtime)
+    if gateway is not None:
+        await gateway.drain()
+
+
 async def set_viewers(app: HaloBuzzApp, stream_id: str, viewer_count: int) -> None:
-    """Set a stream's viewer count straight in the database (as the presence layer would)."""
+    """Set a stream's viewer count straight in the database (as the presence layer would).
+
+    The gateway recounts a stream's room when it goes live: let that finish first, or it could
+    overwrite this count with the (empty) room's."""
+    await settle_presence(app)
     async with app.runtime.db.session() as session:
         await session.execute(update(Stream).where(Stream.id == uuid.UUID(stream_id)).values(viewer_count=viewer_count))
 

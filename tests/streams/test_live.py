@@ -13,7 +13,7 @@ from halobuzz.core.audit import AuditLog
 from halobuzz.streams import service
 from halobuzz.streams.models import Broadcast, Category, Stream
 from tests.conftest import assert_error, client_for
-from tests.streams.conftest import broadcast_count, set_viewers, stream_row
+from tests.streams.conftest import broadcast_count, set_viewers, settle_presence, stream_row
 
 LIVE_FIELDS = {
     "id",
@@ -154,6 +154,7 @@ async def test_viewer_counts_raise_the_broadcast_peak(app, client, creator, new_
     stream = await new_stream(creator)
     sid = uuid.UUID(stream["id"])
     r = await client.post(f"/api/v1/streams/{stream['id']}/start", headers=creator.headers)
+    await settle_presence(app)  # the gateway's own recount at start must not land in between
     for count in (10, 75, 30):
         async with app.runtime.db.session() as session:
             assert await service.set_viewer_count(session=session, stream_id=sid, viewer_count=count)

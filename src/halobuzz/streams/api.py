@@ -11,6 +11,8 @@ from halobuzz.accounts.deps import AdminUser, CreatorUser, CurrentUser
 from halobuzz.core.cache import ResponseCache
 from halobuzz.core.deps import PageDep, RequestMetaDep, RuntimeDep, SessionDep
 from halobuzz.core.pagination import Page
+from halobuzz.core.runtime import Runtime
+from halobuzz.realtime import hooks as realtime_hooks
 from halobuzz.streams import service
 from halobuzz.streams.schemas import (
     BroadcastOut,
@@ -38,6 +40,26 @@ CATEGORIES_PATH = "/api/v1/categories"
 
 StreamId = Annotated[uuid.UUID, Path(description="stream id")]
 CategorySlug = Annotated[str, Path(min_length=1, max_length=64, description="category slug")]
+
+
+def _announcer(rt: Runtime) -> service.OnAir:
+    """Tell the stream's room (real-time gateway) that it went live or off air."""
+
+    def announce(change: service.AirChange) -> None:
+        if change.live and change.broadcast_id is not None:
+            realtime_hooks.stream_started(
+                rt,
+                stream_id=change.stream_id,
+                broadcast_id=change.broadcast_id,
+                title=change.title,
+                started_at=change.at,
+            )
+        elif not change.live:
+            realtime_hooks.stream_ended(
+                rt, stream_id=change.stream_id, broadcast_id=change.broadcast_id, ended_at=change.at
+            )
+
+    return announce
 
 
 def register_cache(cache: ResponseCache) -> None:
@@ -126,7 +148,9 @@ async def rotate_key(stream_id: StreamId, session: SessionDep, user: CurrentUser
 async def start_stream(
     stream_id: StreamId, session: SessionDep, user: CurrentUser, rt: RuntimeDep, meta: RequestMetaDep
 ) -> StreamOut:
-    view = await service.start_stream(session=session, actor=user, stream_id=stream_id, cache=rt.cache, client=meta)
+    view = await service.start_stream(
+        session=session, actor=user, stream_id=stream_id, cache=rt.cache, client=meta, on_air=_announcer(rt)
+    )
     return StreamOut.of(view)
 
 
@@ -134,7 +158,9 @@ async def start_stream(
 async def end_stream(
     stream_id: StreamId, session: SessionDep, user: CurrentUser, rt: RuntimeDep, meta: RequestMetaDep
 ) -> StreamOut:
-    view = await service.end_stream(session=session, actor=user, stream_id=stream_id, cache=rt.cache, client=meta)
+    view = await service.end_stream(
+        session=session, actor=user, stream_id=stream_id, cache=rt.cache, client=meta, on_air=_announcer(rt)
+    )
     return StreamOut.of(view)
 
 

@@ -12,7 +12,7 @@ after a short TTL anyway).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar
@@ -63,6 +63,20 @@ class ItemPage(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class AirChange:
+    """A stream went live (``live``) or off air, as announced after commit."""
+
+    stream_id: uuid.UUID
+    broadcast_id: uuid.UUID | None
+    live: bool
+    at: datetime
+    title: str
+
+
+OnAir = Callable[[AirChange], None]
 
 
 @dataclass(slots=True)
@@ -339,9 +353,10 @@ async def start_stream(
     stream_id: uuid.UUID,
     cache: ResponseCache | None = None,
     client: ClientInfo | None = None,
+    on_air: OnAir | None = None,
 ) -> StreamView:
     """Go live (owner or admin): open a broadcast. Holds the stream's row lock, so racing starts
-    open one broadcast and the others get ``already_live``."""
+    open one broadcast and the others get ``already_live``; ``on_air`` hears of it after commit."""
     stream = await access_stream_for_owner(session=session, stream_id=stream_id, actor=actor, lock=True)
     if stream.status == StreamStatus.LIVE:
         raise Conflict("the stream is already live", code="already_live")
@@ -364,6 +379,9 @@ async def start_stream(
     await _audit_if_not_owner(session, actor=actor, stream=stream, action="stream_start", client=client)
     _invalidate(session, cache, LIVE_CACHE_TAG)
     count_event("stream_start")
+    if on_air is not None:
+        event = AirChange(stream.id, broadcast.id, True, now, stream.title)
+        after_commit(session, lambda: on_air(event))
     return StreamView(stream, owner, await _category_slug(session, stream.category_id), broadcast)
 
 
@@ -374,12 +392,14 @@ async def end_stream(
     stream_id: uuid.UUID,
     cache: ResponseCache | None = None,
     client: ClientInfo | None = None,
+    on_air: OnAir | None = None,
 ) -> StreamView:
     """Go off air (owner or admin): close the open broadcast, keep its peak, reset viewers."""
     stream = await access_stream_for_owner(session=session, stream_id=stream_id, actor=actor, lock=True)
     if stream.status != StreamStatus.LIVE:
         raise Conflict("the stream is not live", code="not_live")
     now = utcnow()
+    ended_broadcast_id = stream.current_broadcast_id
     if stream.current_broadcast_id is not None:
         viewers = stream.viewer_count
         await session.execute(
@@ -400,6 +420,9 @@ async def end_stream(
     await _audit_if_not_owner(session, actor=actor, stream=stream, action="stream_end", client=client)
     _invalidate(session, cache, LIVE_CACHE_TAG)
     count_event("stream_end")
+    if on_air is not None:
+        event = AirChange(stream.id, ended_broadcast_id, False, now, stream.title)
+        after_commit(session, lambda: on_air(event))
     return await _load_view(session, stream.id)
 
 

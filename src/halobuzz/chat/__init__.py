@@ -1,0 +1,1 @@
+"""Chat: messages and their history, chat modes, channel moderators, bans and timeouts."""
