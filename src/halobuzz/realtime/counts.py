@@ -39,16 +39,17 @@ class ThrottledCounts:
         self._next: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._busy = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def settle(self) -> None:
         """Wait until every change marked so far has been counted (and announced if it changed)."""
-        while self._dirty or self._busy:
-            await asyncio.sleep(0.01)
+        await self._idle.wait()
 
     def mark(self, stream_id: str) -> None:
         """The stream's count may have changed."""
         self._dirty.add(stream_id)
+        self._idle.clear()
         self._wake.set()
 
     async def reset(self, stream_id: str) -> None:
@@ -75,20 +76,18 @@ class ThrottledCounts:
                 now = time.monotonic()
                 for stream_id in [s for s in self._dirty if self._next.get(s, 0.0) <= now]:
                     self._dirty.discard(stream_id)
-                    self._busy = True
                     try:
                         await self._process(stream_id)
                     except asyncio.CancelledError:
                         raise
                     except Exception:
                         log.exception("count_announce_failed", kind=self.kind, stream_id=stream_id)
-                    finally:
-                        self._busy = False
                 if self._dirty:
                     soonest = min(self._next.get(s, 0.0) for s in self._dirty)
                     self._wake.clear()
                     with suppress(TimeoutError):  # a new change may be due before the soonest
                         await asyncio.wait_for(self._wake.wait(), timeout=max(0.02, soonest - time.monotonic()))
+            self._idle.set()
             # Forget throttle entries that have expired, so the map stays small.
             now = time.monotonic()
             self._next = {s: t for s, t in self._next.items() if t > now}
