@@ -41,6 +41,10 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.admin.api import router as admin_router
     from halobuzz.chat.api import router as chat_router
     from halobuzz.core.health import router as health_router
+    from halobuzz.economy.api import admin_router as economy_admin_router
+    from halobuzz.economy.api import router as economy_router
+    from halobuzz.payments.api import admin_router as payments_admin_router
+    from halobuzz.payments.api import router as payments_router
     from halobuzz.streams.api import categories_router, streams_router
 
     api.include_router(health_router)
@@ -52,7 +56,11 @@ def _include_routers(api: FastAPI) -> None:
         streams_router,
         categories_router,
         chat_router,
+        economy_router,
+        payments_router,
         admin_router,
+        economy_admin_router,
+        payments_admin_router,
     ):
         api.include_router(router, prefix=API_PREFIX)
 

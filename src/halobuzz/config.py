@@ -158,6 +158,39 @@ class ChatSettings(_Section):
     max_timeout_seconds: int = 14 * 24 * 3600
 
 
+class EconomySettings(_Section):
+    """Coins and gifts (docs/ledger.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="ECONOMY_", env_file=".env", extra="ignore")
+
+    # The creator's share of a gift's coins (floored to whole coins); the platform keeps the rest.
+    revenue_share: float = Field(0.7, ge=0.0, le=1.0)
+    max_gift_quantity: int = Field(1000, ge=1)
+
+
+class PaymentsSettings(_Section):
+    """Coin purchases: providers, their endpoints and secrets (docs/ledger.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYMENTS_", env_file=".env", extra="ignore")
+
+    # The sandbox checkout; None means enabled everywhere except production.
+    sandbox_enabled: bool | None = None
+    # Where browsers reach this server (return URLs handed to providers).
+    public_base_url: str = "http://127.0.0.1:5010"
+    http_timeout_seconds: float = 10.0
+    http_retries: int = Field(2, ge=0, le=5)
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_tolerance_seconds: int = 300
+    esewa_secret_key: SecretStr | None = None
+    esewa_product_code: str = "EPAYTEST"
+    esewa_form_url: str = "https://rc-epay.esewa.com.np/api/epay/main/v2/form"
+    esewa_status_base: str = "https://rc.esewa.com.np"
+    khalti_secret_key: SecretStr | None = None
+    khalti_api_base: str = "https://dev.khalti.com"
+
+
 class Settings(BaseSettings):
     """Everything configurable, one object; see README's configuration table."""
 
@@ -190,6 +223,8 @@ class Settings(BaseSettings):
     avatar: MediaLimits = Field(default_factory=MediaLimits)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    economy: EconomySettings = Field(default_factory=EconomySettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

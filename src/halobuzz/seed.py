@@ -118,7 +118,11 @@ async def run(settings: Settings, *, demo: bool) -> list[str]:
     db = Database(settings.resolved_database_url)
     try:
         async with db.session() as session:
+            from halobuzz.economy import service as economy
+
             lines = [f"categories: {await _seed_categories(session)} added"]
+            await economy.ensure_default_catalog(session)
+            lines.append("coin packages and gifts: default catalog present")
             if demo:
                 lines += await _seed_demo(session, settings)
                 lines.append(f"demo accounts: admin, creator1-3, viewer1-20; password {DEMO_PASSWORD}")

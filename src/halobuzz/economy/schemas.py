@@ -1,0 +1,167 @@
+"""Request and response bodies of the wallet, coin package and gift API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+PackageName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Rarity = Annotated[str, StringConstraints(pattern=r"^(common|rare|epic|legendary)$")]
+AssetUrl = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=r"^(https?://|/)\S*$|^$")]
+Coins = Annotated[int, Field(ge=1, le=10**12)]
+MinorUnits = Annotated[int, Field(ge=1, le=10**12)]
+
+
+class WalletOut(BaseModel):
+    user_id: uuid.UUID
+    balance: int
+    earnings_balance: int
+    currency: str = "COIN"
+
+
+class WalletEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    transaction_id: uuid.UUID
+    kind: str
+    account: str
+    amount: int
+    unit: str
+    balance_after: int
+    created_at: datetime
+    metadata: dict[str, Any]
+
+
+class WalletEntryPage(BaseModel):
+    items: list[WalletEntryOut]
+    next_cursor: str | None = None
+
+
+class CoinPackageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    coins: int
+    bonus_coins: int
+    prices: dict[str, int]
+    position: int
+    is_active: bool
+
+
+class CoinPackageList(BaseModel):
+    items: list[CoinPackageOut]
+
+
+class CoinPackageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PackageName
+    coins: Coins
+    bonus_coins: Annotated[int, Field(ge=0, le=10**12)] = 0
+    prices: Annotated[dict[Currency, MinorUnits], Field(min_length=1, max_length=20)]
+    position: Annotated[int, Field(ge=0, le=10_000)] = 0
+    is_active: bool = True
+
+
+class CoinPackagePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PackageName | None = None
+    coins: Coins | None = None
+    bonus_coins: Annotated[int, Field(ge=0, le=10**12)] | None = None
+    prices: Annotated[dict[Currency, MinorUnits], Field(min_length=1, max_length=20)] | None = None
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    is_active: bool | None = None
+
+
+class GiftOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    coin_price: int
+    animation_url: str
+    rarity: str
+    available_from: datetime | None
+    available_until: datetime | None
+    position: int
+    is_active: bool
+
+
+class GiftList(BaseModel):
+    items: list[GiftOut]
+
+
+class GiftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    coin_price: Coins
+    animation_url: AssetUrl = ""
+    rarity: Rarity = "common"
+    available_from: AwareDatetime | None = None
+    available_until: AwareDatetime | None = None
+    position: Annotated[int, Field(ge=0, le=10_000)] = 0
+    is_active: bool = True
+
+
+class GiftPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    coin_price: Coins | None = None
+    animation_url: AssetUrl | None = None
+    rarity: Rarity | None = None
+    available_from: AwareDatetime | None = None
+    available_until: AwareDatetime | None = None
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    is_active: bool | None = None
+
+
+class SendGiftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gift_id: uuid.UUID
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class GiftBrief(BaseModel):
+    id: uuid.UUID
+    name: str
+    coin_price: int
+    animation_url: str
+    rarity: str
+
+
+class GiftReceiptOut(BaseModel):
+    id: uuid.UUID
+    gift: GiftBrief
+    quantity: int
+    coins_spent: int
+    balance: int
+
+
+class LeaderboardUser(BaseModel):
+    id: uuid.UUID
+    username: str
+    display_name: str
+
+
+class LeaderboardItem(BaseModel):
+    rank: int
+    user: LeaderboardUser
+    coins: int
+    gifts: int
+
+
+class LeaderboardOut(BaseModel):
+    stream_id: uuid.UUID
+    broadcast_id: uuid.UUID | None
+    items: list[LeaderboardItem]

@@ -1,0 +1,478 @@
+"""Wallets, coin packages, the gift catalog and sending gifts (all balance changes go through ``ledger``)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halobuzz.accounts import social
+from halobuzz.accounts.models import User
+from halobuzz.config import EconomySettings
+from halobuzz.core.clock import utcnow
+from halobuzz.core.db import after_commit
+from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from halobuzz.core.pagination import decode_cursor, encode_cursor
+from halobuzz.economy import ledger
+from halobuzz.economy.models import COIN, CoinPackage, Gift, GiftSent, LedgerAccount, LedgerEntry, LedgerTransaction
+from halobuzz.streams.models import Broadcast, Stream, StreamStatus
+
+CURRENCIES = ("NPR", "INR", "BDT", "PKR", "LKR", "THB", "VND", "AED", "USD")
+RARITIES = ("common", "rare", "epic", "legendary")
+MAX_IDEMPOTENCY_KEY = 255
+
+
+# --- wallet -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    user_id: uuid.UUID
+    balance: int
+    earnings_balance: int
+    currency: str = COIN
+
+
+async def get_wallet(*, session: AsyncSession, user: User) -> Wallet:
+    """The user's coin balance and creator earnings (accounts are created on their first posting)."""
+    rows = dict(
+        (
+            await session.execute(
+                select(LedgerAccount.kind, LedgerAccount.balance).where(
+                    LedgerAccount.key.in_([ledger.user_coins(user.id).key, ledger.creator_earnings(user.id).key])
+                )
+            )
+        ).all()
+    )
+    return Wallet(user.id, int(rows.get("user_coins", 0)), int(rows.get("creator_earnings", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class WalletEntry:
+    id: uuid.UUID
+    transaction_id: uuid.UUID
+    kind: str
+    account: str
+    amount: int
+    unit: str
+    balance_after: int
+    created_at: datetime
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WalletPage:
+    items: list[WalletEntry]
+    next_cursor: str | None
+
+
+async def list_wallet_entries(*, session: AsyncSession, user: User, limit: int, cursor: str | None) -> WalletPage:
+    """The user's ledger entries (coins and earnings), newest first."""
+    query = (
+        select(LedgerEntry, LedgerTransaction.kind, LedgerTransaction.meta, LedgerAccount.kind)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerAccount.owner_id == user.id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        (last_id,) = decode_cursor(cursor, uuid.UUID)
+        query = query.where(LedgerEntry.id < last_id)
+    rows = (await session.execute(query)).all()
+    items = [
+        WalletEntry(e.id, e.transaction_id, kind, account, e.amount, e.unit, e.balance_after, e.created_at, meta or {})
+        for e, kind, meta, account in rows[:limit]
+    ]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit and items else None
+    return WalletPage(items, next_cursor)
+
+
+# --- coin packages ----------------------------------------------------------------------------
+
+
+def _check_prices(prices: dict[str, int]) -> dict[str, int]:
+    if not prices:
+        raise InvalidInput("a package needs at least one price", code="invalid_prices")
+    for currency, amount in prices.items():
+        if currency not in CURRENCIES:
+            raise InvalidInput(
+                f"unsupported currency {currency}; use one of {', '.join(CURRENCIES)}", code="invalid_currency"
+            )
+        if amount <= 0:
+            raise InvalidInput("prices are positive amounts in minor units", code="invalid_prices")
+    return dict(prices)
+
+
+async def list_coin_packages(*, session: AsyncSession, include_inactive: bool = False) -> Sequence[CoinPackage]:
+    """Coin packages for sale (all of them for admins), in display order."""
+    query = select(CoinPackage).order_by(CoinPackage.position, CoinPackage.coins, CoinPackage.id)
+    if not include_inactive:
+        query = query.where(CoinPackage.is_active.is_(True))
+    return (await session.scalars(query)).all()
+
+
+async def create_coin_package(
+    *,
+    session: AsyncSession,
+    actor: User,
+    name: str,
+    coins: int,
+    bonus_coins: int,
+    prices: dict[str, int],
+    position: int = 0,
+    is_active: bool = True,
+) -> CoinPackage:
+    """Add a coin package (admins)."""
+    if await session.scalar(select(CoinPackage.id).where(CoinPackage.name == name)):
+        raise Conflict("a coin package with this name exists", code="name_taken")
+    package = CoinPackage(
+        name=name,
+        coins=coins,
+        bonus_coins=bonus_coins,
+        prices=_check_prices(prices),
+        position=position,
+        is_active=is_active,
+    )
+    session.add(package)
+    await session.flush()
+    return package
+
+
+async def update_coin_package(
+    *, session: AsyncSession, actor: User, package_id: uuid.UUID, changes: dict[str, Any]
+) -> CoinPackage:
+    """Change a coin package (admins); intents already created keep their amounts."""
+    package = await session.get(CoinPackage, package_id, with_for_update=True)
+    if package is None:
+        raise NotFound("no such coin package", code="package_not_found")
+    if (
+        "name" in changes
+        and changes["name"] != package.name
+        and await session.scalar(select(CoinPackage.id).where(CoinPackage.name == changes["name"]))
+    ):
+        raise Conflict("a coin package with this name exists", code="name_taken")
+    if "prices" in changes:
+        changes["prices"] = _check_prices(changes["prices"])
+    for key, value in changes.items():
+        setattr(package, key, value)
+    await session.flush()
+    return package
+
+
+async def get_coin_package(*, session: AsyncSession, package_id: uuid.UUID) -> CoinPackage:
+    """An active coin package, or ``NotFound``."""
+    package = await session.get(CoinPackage, package_id)
+    if package is None or not package.is_active:
+        raise NotFound("no such coin package on sale", code="package_not_found")
+    return package
+
+
+# --- gift catalog -----------------------------------------------------------------------------
+
+
+def _offered(now: datetime) -> Any:
+    return and_(
+        Gift.is_active.is_(True),
+        or_(Gift.available_from.is_(None), Gift.available_from <= now),
+        or_(Gift.available_until.is_(None), Gift.available_until > now),
+    )
+
+
+async def list_gifts(*, session: AsyncSession, include_inactive: bool = False) -> Sequence[Gift]:
+    """Gifts on offer now (every gift for admins), in display order."""
+    query = select(Gift).order_by(Gift.position, Gift.coin_price, Gift.id)
+    if not include_inactive:
+        query = query.where(_offered(utcnow()))
+    return (await session.scalars(query)).all()
+
+
+def _check_window(available_from: datetime | None, available_until: datetime | None) -> None:
+    if available_from and available_until and available_until <= available_from:
+        raise InvalidInput("available_until must be after available_from", code="invalid_window")
+
+
+async def create_gift(*, session: AsyncSession, actor: User, fields: dict[str, Any]) -> Gift:
+    """Add a gift to the catalog (admins)."""
+    _check_window(fields.get("available_from"), fields.get("available_until"))
+    if await session.scalar(select(Gift.id).where(Gift.name == fields["name"])):
+        raise Conflict("a gift with this name exists", code="name_taken")
+    gift = Gift(**fields)
+    session.add(gift)
+    await session.flush()
+    return gift
+
+
+async def update_gift(*, session: AsyncSession, actor: User, gift_id: uuid.UUID, changes: dict[str, Any]) -> Gift:
+    """Change a catalog gift (admins); gifts already sent keep what they cost."""
+    gift = await session.get(Gift, gift_id, with_for_update=True)
+    if gift is None:
+        raise NotFound("no such gift", code="gift_not_found")
+    if (
+        "name" in changes
+        and changes["name"] != gift.name
+        and await session.scalar(select(Gift.id).where(Gift.name == changes["name"]))
+    ):
+        raise Conflict("a gift with this name exists", code="name_taken")
+    _check_window(
+        changes.get("available_from", gift.available_from), changes.get("available_until", gift.available_until)
+    )
+    for key, value in changes.items():
+        setattr(gift, key, value)
+    await session.flush()
+    return gift
+
+
+DEFAULT_PACKAGES: tuple[tuple[str, int, int, int], ...] = (
+    # name, coins, bonus coins, price in NPR paisa (NPR 10 = 500 coins)
+    ("Starter", 500, 0, 1000),
+    ("Popular", 2500, 100, 5000),
+    ("Big", 5000, 300, 10000),
+    ("Mega", 25000, 2500, 50000),
+)
+# Rough minor units of each currency per paisa (VND has no minor unit: dong), for the default packages only.
+_NPR_RATE = {
+    "NPR": 1.0,
+    "INR": 0.625,
+    "BDT": 0.9,
+    "PKR": 2.1,
+    "LKR": 2.2,
+    "THB": 0.26,
+    "VND": 1.9,
+    "AED": 0.0275,
+    "USD": 0.0075,
+}
+DEFAULT_GIFTS: tuple[tuple[str, int, str], ...] = (
+    ("Rose", 1, "common"),
+    ("Heart", 5, "common"),
+    ("Star", 20, "rare"),
+    ("Crown", 100, "epic"),
+    ("Rocket", 500, "epic"),
+    ("Dragon", 2000, "legendary"),
+)
+
+
+async def ensure_default_catalog(session: AsyncSession) -> None:
+    """Create the default coin packages and gifts when missing (idempotent; for seeding)."""
+    have = set((await session.scalars(select(CoinPackage.name))).all())
+    for position, (name, coins, bonus, npr_paisa) in enumerate(DEFAULT_PACKAGES):
+        if name not in have:
+            prices = {c: max(1, round(npr_paisa * rate)) for c, rate in _NPR_RATE.items()}
+            session.add(CoinPackage(name=name, coins=coins, bonus_coins=bonus, prices=prices, position=position))
+    have_gifts = set((await session.scalars(select(Gift.name))).all())
+    for position, (name, price, rarity) in enumerate(DEFAULT_GIFTS):
+        if name not in have_gifts:
+            session.add(
+                Gift(
+                    name=name,
+                    coin_price=price,
+                    rarity=rarity,
+                    position=position,
+                    animation_url=f"/static/gifts/{name.lower()}.json",
+                )
+            )
+    await session.flush()
+
+
+# --- sending gifts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GiftReceipt:
+    """What a gift cost; identical on every retry with the same idempotency key."""
+
+    id: uuid.UUID
+    gift: dict[str, Any]
+    quantity: int
+    coins_spent: int
+    balance: int
+    stream_id: uuid.UUID
+    sender_id: uuid.UUID
+    receiver_id: uuid.UUID
+    created: bool
+
+
+def _request_hash(stream_id: uuid.UUID, gift_id: uuid.UUID, quantity: int) -> str:
+    body = orjson.dumps({"stream_id": str(stream_id), "gift_id": str(gift_id), "quantity": quantity})
+    return hashlib.sha256(body).hexdigest()
+
+
+def _receipt(tx: LedgerTransaction, *, balance: int, created: bool) -> GiftReceipt:
+    m = tx.meta
+    return GiftReceipt(
+        id=tx.id,
+        gift=m["gift"],
+        quantity=int(m["quantity"]),
+        coins_spent=int(m["coins_spent"]),
+        balance=balance,
+        stream_id=uuid.UUID(m["stream_id"]),
+        sender_id=uuid.UUID(m["sender_id"]),
+        receiver_id=uuid.UUID(m["receiver_id"]),
+        created=created,
+    )
+
+
+async def _replay(session: AsyncSession, tx: LedgerTransaction, request_hash: str) -> GiftReceipt:
+    if tx.kind != "gift" or tx.request_hash != request_hash:
+        raise Conflict(
+            "this Idempotency-Key was used for a different request; use a new key for a new gift",
+            code="idempotency_key_reused",
+        )
+    # The sender's balance right after the gift, so a retry answers with the same body.
+    balance = await session.scalar(
+        select(LedgerEntry.balance_after)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerEntry.transaction_id == tx.id, LedgerAccount.kind == "user_coins")
+    )
+    return _receipt(tx, balance=int(balance or 0), created=False)
+
+
+def _split(total: int, share: float) -> tuple[int, int]:
+    creator = total * round(share * 10_000) // 10_000
+    return creator, total - creator
+
+
+async def send_gift(
+    *,
+    session: AsyncSession,
+    actor: User,
+    stream_id: uuid.UUID,
+    gift_id: uuid.UUID,
+    quantity: int,
+    idempotency_key: str,
+    settings: EconomySettings | None = None,
+    on_committed: Callable[[GiftReceipt], Awaitable[None] | None] | None = None,
+) -> GiftReceipt:
+    """Send ``quantity`` of a gift to a live stream's owner: one ledger transaction debits the
+    sender and credits the creator's earnings (``revenue_share``, floored) and platform revenue.
+
+    Idempotent per (actor, key): the same request returns the first receipt; another request under
+    the same key is refused. Balances are checked under the accounts' row locks (see ``ledger``).
+    ``on_committed`` runs after the commit of a new gift (for socket broadcasts), never on retries.
+    """
+    settings = settings or EconomySettings()
+    if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            f"an Idempotency-Key of 1 to {MAX_IDEMPOTENCY_KEY} characters is required", code="invalid_idempotency_key"
+        )
+    if not 1 <= quantity <= settings.max_gift_quantity:
+        raise InvalidInput(f"quantity must be between 1 and {settings.max_gift_quantity}", code="invalid_quantity")
+    request_hash = _request_hash(stream_id, gift_id, quantity)
+    existing = await ledger.find_transaction(session=session, actor_id=actor.id, idempotency_key=idempotency_key)
+    if existing is not None:
+        return await _replay(session, existing, request_hash)
+
+    stream = await session.get(Stream, stream_id)
+    if stream is None or stream.deleted_at is not None:
+        raise NotFound("no such stream", code="stream_not_found")
+    if stream.status != StreamStatus.LIVE:
+        raise Conflict("gifts can be sent only while the stream is live", code="stream_not_live")
+    if stream.owner_id == actor.id:
+        raise Conflict("you cannot send gifts to your own stream", code="self_gift")
+    if await social.blocked_either_way(session=session, a=actor.id, b=stream.owner_id):
+        raise Forbidden("you cannot send gifts to this creator", code="blocked")
+    gift = await session.scalar(select(Gift).where(Gift.id == gift_id, _offered(utcnow())))
+    if gift is None:
+        raise NotFound("no such gift on offer", code="gift_not_found")
+
+    total = gift.coin_price * quantity
+    creator_part, platform_part = _split(total, settings.revenue_share)
+    legs = [ledger.Leg(ledger.user_coins(actor.id), -total)]
+    if creator_part:
+        legs.append(ledger.Leg(ledger.creator_earnings(stream.owner_id), creator_part))
+    if platform_part:
+        legs.append(ledger.Leg(ledger.platform("platform_revenue"), platform_part))
+    gift_view = {
+        "id": str(gift.id),
+        "name": gift.name,
+        "coin_price": gift.coin_price,
+        "animation_url": gift.animation_url,
+        "rarity": gift.rarity,
+    }
+    meta: dict[str, Any] = {
+        "gift": gift_view,
+        "quantity": quantity,
+        "coins_spent": total,
+        "stream_id": str(stream.id),
+        "broadcast_id": str(stream.current_broadcast_id) if stream.current_broadcast_id else None,
+        "sender_id": str(actor.id),
+        "receiver_id": str(stream.owner_id),
+        "creator_coins": creator_part,
+        "platform_coins": platform_part,
+    }
+    posted = await ledger.post_transaction(
+        session=session,
+        kind="gift",
+        legs=legs,
+        actor_id=actor.id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        meta=meta,
+    )
+    if not posted.created:
+        return await _replay(session, posted.transaction, request_hash)
+    session.add(
+        GiftSent(
+            transaction_id=posted.transaction.id,
+            stream_id=stream.id,
+            broadcast_id=stream.current_broadcast_id,
+            sender_id=actor.id,
+            receiver_id=stream.owner_id,
+            gift_id=gift.id,
+            quantity=quantity,
+            coins=total,
+        )
+    )
+    await session.flush()
+    receipt = _receipt(posted.transaction, balance=posted.balances[ledger.user_coins(actor.id).key], created=True)
+    if on_committed is not None:
+        callback = on_committed
+        after_commit(session, lambda: callback(receipt))
+    return receipt
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardRow:
+    user_id: uuid.UUID
+    username: str
+    display_name: str
+    coins: int
+    gifts: int
+
+
+async def gift_leaderboard(
+    *, session: AsyncSession, stream_id: uuid.UUID, broadcast_id: uuid.UUID | None, limit: int
+) -> tuple[uuid.UUID | None, list[LeaderboardRow]]:
+    """Top gift senders of a broadcast (the current one, else the latest) by coins."""
+    stream = await session.get(Stream, stream_id)
+    if stream is None or stream.deleted_at is not None:
+        raise NotFound("no such stream", code="stream_not_found")
+    if broadcast_id is None:
+        broadcast_id = stream.current_broadcast_id or await session.scalar(
+            select(Broadcast.id).where(Broadcast.stream_id == stream_id).order_by(Broadcast.started_at.desc()).limit(1)
+        )
+    elif not await session.scalar(
+        select(Broadcast.id).where(Broadcast.id == broadcast_id, Broadcast.stream_id == stream_id)
+    ):
+        raise NotFound("no such broadcast of this stream", code="broadcast_not_found")
+    if broadcast_id is None:
+        return None, []
+    coins = func.sum(GiftSent.coins).label("coins")
+    rows = (
+        await session.execute(
+            select(User.id, User.username, User.display_name, coins, func.sum(GiftSent.quantity))
+            .join(User, User.id == GiftSent.sender_id)
+            .where(GiftSent.broadcast_id == broadcast_id)
+            .group_by(User.id, User.username, User.display_name)
+            .order_by(coins.desc(), User.id)
+            .limit(limit)
+        )
+    ).all()
+    return broadcast_id, [LeaderboardRow(u, n, d, int(c), int(q)) for u, n, d, c, q in rows]

@@ -1,0 +1,1 @@
+"""Buying coins: payment intents, provider integrations, webhooks and reconciliation."""

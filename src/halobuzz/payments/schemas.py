@@ -1,0 +1,50 @@
+"""Request and response bodies of the payments API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+
+class IntentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    package_id: uuid.UUID
+    provider: Annotated[str, StringConstraints(pattern=r"^(sandbox|stripe|esewa|khalti)$")]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class IntentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: str
+    provider: str
+    package_id: uuid.UUID
+    currency: str
+    amount: int
+    coins: int
+    created_at: datetime
+    updated_at: datetime
+    next_action: dict[str, Any] | None = None
+
+
+class WebhookOut(BaseModel):
+    received: bool
+    intent_id: uuid.UUID | None = None
+    status: str | None = None
+
+
+class ReconciliationOut(BaseModel):
+    ok: bool
+    accounts_checked: int
+    transactions_checked: int
+    mismatches: list[dict[str, Any]]
+    transactions_unbalanced: list[dict[str, Any]]
+    negative_balances: list[dict[str, Any]]
+    provider_totals: list[dict[str, Any]]
+    clearing_mismatches: list[dict[str, Any]]
+    coins_in_wallets: int
