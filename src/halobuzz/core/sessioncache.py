@@ -5,7 +5,8 @@ paths remember (a) the claims of tokens already verified and (b) sessions found 
 database. Every revocation (logout, refresh reuse, password change, suspension, ban) goes through
 ``accounts.auth.revoke_sessions``, which calls ``invalidate_user`` after commit — here and, with
 Redis, on every instance (``publish``). Entries also expire after ``ttl`` seconds, bounding staleness should an
-invalidation broadcast be lost.
+invalidation broadcast be lost. ``listeners`` are told of every invalidation that reaches this
+instance (the real-time gateway re-checks the user's open sockets).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from halobuzz.core.security import AccessClaims, JWTCodec, TokenError
+
+log = structlog.get_logger(__name__)
 
 USER_TAG = "auth-user:"
 
@@ -37,6 +42,8 @@ class SessionCache:
         self._sessions: dict[uuid.UUID, _Session] = {}
         self.generation = 0
         self.publish: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        # Called with the user id on every invalidation applied here (local or from another instance).
+        self.listeners: list[Callable[[uuid.UUID], None]] = []
 
     def claims(self, token: str) -> AccessClaims | None:
         """The verified claims of ``token``, or None when it is not a valid access token now."""
@@ -78,6 +85,11 @@ class SessionCache:
         self.generation += 1
         for sid in [sid for sid, entry in self._sessions.items() if entry.user_id == uid]:
             del self._sessions[sid]
+        for listener in list(self.listeners):
+            try:
+                listener(uid)
+            except Exception:
+                log.exception("session_invalidation_listener_failed", user_id=str(uid))
 
     def on_tag(self, tag: str) -> None:
         """Apply an invalidation broadcast by another instance."""

@@ -118,6 +118,8 @@ class Backend(Protocol):
 
     async def publish(self, room: str, event: str, body: str) -> None: ...
 
+    async def publish_many(self, rooms: list[str], event: str, body: str) -> None: ...
+
     # presence
     async def presence_add(self, stream_id: str, member: str) -> None: ...
 
@@ -240,6 +242,11 @@ class MemoryBackend:
     async def publish(self, room: str, event: str, body: str) -> None:
         assert self._on_message is not None
         await self._on_message(room, event, None, None, body)
+
+    async def publish_many(self, rooms: list[str], event: str, body: str) -> None:
+        assert self._on_message is not None
+        for room in rooms:
+            await self._on_message(room, event, None, None, body)
 
     async def presence_add(self, stream_id: str, member: str) -> None:
         self._presence.setdefault(stream_id, set()).add(member)
@@ -517,6 +524,14 @@ class RedisBackend:
 
     async def publish(self, room: str, event: str, body: str) -> None:
         await self.client.publish(self._channel(room), f"{event}\n\n\n{body}")
+
+    async def publish_many(self, rooms: list[str], event: str, body: str) -> None:
+        """Publish one event to many rooms in one round trip (a pipeline, not a transaction)."""
+        data = f"{event}\n\n\n{body}"
+        async with self.client.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.publish(self._channel(room), data)
+            await pipe.execute()
 
     # presence --------------------------------------------------------------
 

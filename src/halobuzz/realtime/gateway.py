@@ -9,6 +9,9 @@ python-socketio speaks the protocol (handshake, auth, acks); rooms and broadcast
 * Rooms: ``stream:{id}`` (joined with ``join_stream``) and ``user:{id}`` (joined at connect by
   every authenticated socket). Messages reach an instance only for rooms it has members in (see
   ``backend``).
+* Sign-in revocations (logout, password change, suspension, ban …) reach the gateway through
+  ``runtime.sessions`` listeners on every instance: the user's sockets are re-checked against the
+  database at once and those whose session or account may no longer sign in are disconnected.
 * Joining with (epoch, last_seq) replays exactly what the client missed: messages published while
   the join is in progress are held for the joining socket and folded into its ack, and later
   copies of messages already in the ack are skipped, so there is no gap and no duplicate.
@@ -62,9 +65,14 @@ DELIVERIES = Counter(
     "halobuzz_realtime_deliveries_total", "Events delivered to sockets, by path (direct write or queue)", ["path"]
 )
 DIRECT, QUEUED = DELIVERIES.labels(path="direct"), DELIVERIES.labels(path="queue")
+SESSIONS_ENDED = Counter(
+    "halobuzz_realtime_sessions_ended_total", "Sockets disconnected because their sign-in ended", ["code"]
+)
 CHAT_MESSAGES = Counter("halobuzz_chat_messages_total", "Chat messages by outcome", ["outcome"])
 
 LIVE_CACHE_TAG = "streams"
+# Followers told of a go-live per database query (and per pipelined publish).
+FOLLOWER_BATCH = 5000
 Ack = dict[str, Any]
 
 
@@ -84,6 +92,8 @@ class Conn:
     eio_sid: str
     user_id: uuid.UUID | None
     username: str | None
+    # The sign-in session of the access token the socket connected with.
+    session_id: uuid.UUID | None = None
     rooms: set[str] = field(default_factory=set)
     closed: bool = False
     dropped: bool = False
@@ -251,6 +261,7 @@ class Gateway:
         self.viewer_counts.start()
         self.like_counts.start()
         self._loops.append(asyncio.create_task(self._heartbeat(), name="realtime-heartbeat"))
+        self.runtime.sessions.listeners.append(self._on_user_invalidated)
         self._started = True
 
     async def stop(self) -> None:
@@ -263,6 +274,8 @@ class Gateway:
             return
         self._started = False
         began = time.monotonic()
+        with suppress(ValueError):
+            self.runtime.sessions.listeners.remove(self._on_user_invalidated)
         for link in list(self._links.values()):
             link.abort()
         for sock in list(self.sio.eio.sockets.values()):
@@ -379,12 +392,15 @@ class Gateway:
             raise _refused("invalid_auth", "auth must be an object like {token: <access token>}")
         token = (auth or {}).get("token")
         user = None
+        session_id = None
+        generation = self.runtime.sessions.generation
         if token is not None:
             if not isinstance(token, str) or not token.strip():
                 raise _refused("invalid_token", "token must be an access token string")
             try:
                 async with self.runtime.db.session(write=False) as session:
                     user = await authenticate_access_token(session=session, jwt=self.runtime.jwt, token=token.strip())
+                session_id = self.runtime.jwt.decode_access(token.strip()).session_id
             except Unauthorized as exc:
                 raise _refused(exc.code, exc.message) from None
             except Exception:
@@ -402,6 +418,7 @@ class Gateway:
             eio_sid=eio_sid,
             user_id=user.id if user else None,
             username=user.username if user else None,
+            session_id=session_id,
         )
         conn.sock = self.sio.eio.sockets.get(eio_sid)
         conn.link = self._links.get(eio_sid)
@@ -412,6 +429,46 @@ class Gateway:
             room = user_room(user.id)
             self._room(room).members[sid] = conn
             conn.rooms.add(room)
+            if self.runtime.sessions.generation != generation:
+                # A revocation landed while the token was being checked: check again.
+                self._spawn(self._recheck_user(user.id))
+
+    # ------------------------------------------------------------------ sign-in revocations
+
+    def _on_user_invalidated(self, user_id: uuid.UUID) -> None:
+        """A session of ``user_id`` was revoked or the account changed: re-check its sockets here."""
+        room = self.rooms.get(user_room(user_id))
+        if room is not None and room.members:
+            self._spawn(self._recheck_user(user_id))
+
+    async def _recheck_user(self, user_id: uuid.UUID) -> None:
+        """Disconnect the user's sockets whose sign-in may no longer be used (``session_ended``)."""
+        room = self.rooms.get(user_room(user_id))
+        if room is None:
+            return
+        conns = [c for c in room.members.values() if c.session_id is not None and not c.closed]
+        if not conns:
+            return
+        async with self.runtime.db.session(write=False) as session:
+            ended = await service.ended_sessions(
+                session=session, user_id=user_id, session_ids={c.session_id for c in conns if c.session_id}
+            )
+        for conn in conns:
+            reason = ended.get(conn.session_id) if conn.session_id is not None else None
+            if reason is not None and not conn.closed:
+                await self._end_session(conn, reason)
+
+    async def _end_session(self, conn: Conn, reason: Unauthorized) -> None:
+        """Tell the socket why (``session_ended {code, message}``), then disconnect it."""
+        log.info("realtime_session_ended", sid=conn.sid, user_id=str(conn.user_id), code=reason.code)
+        SESSIONS_ENDED.labels(code=reason.code).inc()
+        with suppress(Exception):
+            await self.sio.emit("session_ended", {"code": reason.code, "message": reason.message}, to=conn.sid)
+        await self.sio.disconnect(conn.sid)
+        sock = self.sio.eio.sockets.get(conn.eio_sid)
+        if sock is not None:
+            # Close the transport too (after what is queued), whatever the client does.
+            self._spawn(_bounded(sock.close(wait=True), "session_close", 5.0))
 
     async def _on_disconnect(self, sid: str, *_reason: Any) -> None:
         conn = self.conns.pop(sid, None)
@@ -518,6 +575,9 @@ class Gateway:
         room = self.rooms.get(name)
         if room is None:
             return
+        if event == "stream_started" and name.startswith("user:"):
+            self._deliver_go_live(room, body)
+            return
         if seq is not None and epoch is not None:
             if room.epoch == epoch:
                 if seq <= room.last_seq:
@@ -566,6 +626,18 @@ class Gateway:
             DIRECT.inc(direct)
         if queued:
             QUEUED.inc(queued)
+
+    def _deliver_go_live(self, room: Room, body: str) -> None:
+        """A followed stream went live: tell the user's sockets that are not already in its room
+        (those get it from the room), so each socket receives it once."""
+        stream = stream_room(orjson.loads(body)["stream_id"])
+        targets = [conn for conn in room.members.values() if stream not in conn.rooms]
+        if not targets:
+            return
+        pkt = event_frame("stream_started", body)
+        for conn in targets:
+            self._push(conn, pkt)
+        QUEUED.inc(len(targets))
 
     def _push(self, conn: Conn, pkt: Any) -> None:
         sock = conn.sock
@@ -628,12 +700,35 @@ class Gateway:
     def stream_started(self, *, stream_id: uuid.UUID, payload: dict[str, Any]) -> None:
         """Announce that a stream went live and record the viewers already waiting in its room."""
 
+        body = dumps(payload)
+
         async def run() -> None:
-            await self.backend.publish(stream_room(stream_id), "stream_started", dumps(payload))
+            await self.backend.publish(stream_room(stream_id), "stream_started", body)
             await self.viewer_counts.reset(str(stream_id))
             await self.like_counts.reset(str(stream_id))
 
         self._spawn(run())
+        self._spawn(self._tell_followers(stream_id, body))
+
+    async def _tell_followers(self, stream_id: uuid.UUID, body: str) -> None:
+        """``stream_started`` to the ``user:{id}`` rooms of the owner's followers, in batches.
+
+        Followers are read with keyset pagination, ``FOLLOWER_BATCH`` per query, and each batch
+        is published in one round trip; only instances with a follower's socket receive it.
+        """
+        async with self.runtime.db.session(write=False) as session:
+            owner_id = await service.stream_owner(session=session, stream_id=stream_id)
+        if owner_id is None:
+            return
+        after: service.FollowerKey | None = None
+        while True:
+            async with self.runtime.db.session(write=False) as session:
+                page = await service.follower_page(session=session, user_id=owner_id, after=after, limit=FOLLOWER_BATCH)
+            if page:
+                await self.backend.publish_many([user_room(uid) for _, uid in page], "stream_started", body)
+            if len(page) < FOLLOWER_BATCH:
+                return
+            after = page[-1]
 
     def stream_ended(self, *, stream_id: uuid.UUID, payload: dict[str, Any]) -> None:
         """Announce that a stream went off air."""

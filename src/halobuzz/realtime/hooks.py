@@ -12,7 +12,8 @@ from halobuzz.realtime.asgi import gateway_of
 def stream_started(
     runtime: Runtime, *, stream_id: uuid.UUID, broadcast_id: uuid.UUID, title: str, started_at: datetime
 ) -> None:
-    """``stream_started`` to the stream's room; the viewers already waiting are counted afresh."""
+    """``stream_started`` to the stream's room and its owner's connected followers; the viewers already
+    waiting are counted afresh."""
     gateway = gateway_of(runtime)
     if gateway is not None:
         gateway.stream_started(
