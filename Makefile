@@ -25,6 +25,7 @@ run: $(VENV)/.installed
 	$(BIN)/halobuzz serve --no-migrate
 
 test: $(VENV)/.dev-installed
+	bash scripts/system-deps.sh
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev-installed
