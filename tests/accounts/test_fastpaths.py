@@ -90,3 +90,32 @@ async def test_ended_sign_in_is_refused_at_once(app, make_user):
     async with client_for(app) as c:
         assert (await c.post("/api/v1/auth/logout", headers=other.headers)).status_code == 204
     assert_error(await _get(app, path, other.headers), 401)
+
+
+async def test_concurrent_reads_each_get_their_own_answer(app, make_user):
+    """Reads coalesced into one statement still answer each caller about the user they asked for."""
+    import asyncio
+    import itertools
+
+    users = [await make_user() for _ in range(6)]
+    async with client_for(app) as c:
+        # users[i] follows users[i + 1]
+        for a, b in itertools.pairwise(users):
+            assert (await c.post(f"/api/v1/users/{b.id}/follow", headers=a.headers)).status_code in (200, 201)
+        asks = []
+        for i, viewer in enumerate(users):
+            for j, target in enumerate(users):
+                ref = str(target.id) if (i + j) % 2 else target.username.upper()
+                asks.append((viewer, target, j == i + 1, i == j + 1))
+                asks[-1] = (*asks[-1], ref)
+        responses = await asyncio.gather(
+            *(c.get(f"/api/v1/users/{ref}", headers=viewer.headers) for viewer, _, _, _, ref in asks),
+            c.get("/api/v1/users/nobody-by-this-name"),
+            c.get(f"/api/v1/users/{users[0].id}"),
+        )
+    for (_viewer, target, following, followed_by, _), r in zip(asks, responses, strict=False):
+        body = r.json()
+        assert r.status_code == 200 and body["id"] == str(target.id), body
+        assert body["is_following"] is following and body["is_followed_by"] is followed_by
+    assert_error(responses[-2], 404, "user_not_found")
+    assert responses[-1].json()["is_following"] is None
