@@ -87,6 +87,20 @@ def wrk(url: str, seconds: int, connections: int, headers: list[str] | None = No
     }
 
 
+TABLE_HEADER = "| date | commit | bare req/s |"
+
+
+def write_row(path: Path, row: str) -> None:
+    """Add ``row`` at the end of the HTTP results table (other sections may follow it)."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(TABLE_HEADER))
+    end = start
+    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+        end += 1
+    lines.insert(end + 1, row)
+    path.write_text("\n".join(lines) + "\n")
+
+
 class Server:
     def __init__(self, cmd: list[str], env: dict[str, str], health: str) -> None:
         self.proc = subprocess.Popen(
@@ -217,13 +231,13 @@ def main() -> int:
         }
         print(json.dumps(summary, indent=2))
         if args.write:
-            with args.write.open("a") as f:
-                f.write(
-                    f"\n| {summary['date']} | {summary['commit']} | {summary['bare_rps']} | "
-                    f"{summary['streams_live_rps']} ({summary['streams_live_ratio']:.0%}, p99 {summary['streams_live_p99_ms']:.1f} ms) | "
-                    f"{summary['users_get_rps']} ({summary['users_get_ratio']:.0%}, p99 {summary['users_get_p99_ms']:.1f} ms) | "
-                    f"{summary['errors']} |"
-                )
+            row = (
+                f"| {summary['date']} | {summary['commit']} | {summary['bare_rps']} | "
+                f"{summary['streams_live_rps']} ({summary['streams_live_ratio']:.0%}, p99 {summary['streams_live_p99_ms']:.1f} ms) | "
+                f"{summary['users_get_rps']} ({summary['users_get_ratio']:.0%}, p99 {summary['users_get_p99_ms']:.1f} ms) | "
+                f"{summary['errors']} |"
+            )
+            write_row(args.write, row)
         return 0 if summary["errors"] == 0 else 1
     finally:
         for s in reversed(servers):
