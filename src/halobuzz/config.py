@@ -227,7 +227,7 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Settings:
+    def _refuse_default_secrets(self) -> Settings:
         if self.env == "production":
             weak = [
                 name
