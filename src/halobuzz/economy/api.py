@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query
 
 from halobuzz.accounts.deps import AdminUser, CurrentUser
-from halobuzz.core.deps import PageDep, SessionDep, SettingsDep
+from halobuzz.core.deps import PageDep, RuntimeDep, SessionDep, SettingsDep
 from halobuzz.economy import service
 from halobuzz.economy.schemas import (
     CoinPackageIn,
@@ -29,6 +29,7 @@ from halobuzz.economy.schemas import (
     WalletEntryPage,
     WalletOut,
 )
+from halobuzz.realtime import hooks as realtime_hooks
 
 router = APIRouter(tags=["economy"])
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
@@ -68,10 +69,12 @@ async def send_gift(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
+    rt: RuntimeDep,
     idempotency_key: Annotated[
         str, Header(alias="Idempotency-Key", min_length=1, max_length=255, description="unique per gift attempt")
     ],
 ) -> GiftReceiptOut:
+    username = user.username
     receipt = await service.send_gift(
         session=session,
         actor=user,
@@ -80,6 +83,7 @@ async def send_gift(
         quantity=body.quantity,
         idempotency_key=idempotency_key,
         settings=settings.economy,
+        on_committed=lambda r: realtime_hooks.gift_received(rt, r, sender_username=username),
     )
     return GiftReceiptOut(
         id=receipt.id,

@@ -54,7 +54,7 @@ from halobuzz.realtime import service
 from halobuzz.realtime.backend import Backend, MemoryBackend, RedisBackend
 from halobuzz.realtime.codec import Packet, dumps, event_frame
 from halobuzz.realtime.counts import ThrottledCounts
-from halobuzz.realtime.schemas import JoinStreamIn, SendMessageIn, StreamRef
+from halobuzz.realtime.schemas import JoinStreamIn, SendGiftIn, SendMessageIn, StreamRef
 from halobuzz.realtime.wire import Link, limit_send_buffer, websocket_frame
 
 log = structlog.get_logger(__name__)
@@ -249,6 +249,7 @@ class Gateway:
             ("leave_stream", self._leave_stream),
             ("send_message", self._send_message),
             ("like_stream", self._like_stream),
+            ("send_gift", self._send_gift),
         ):
             self.sio.on(event, self._handler(handler))
 
@@ -889,6 +890,40 @@ class Gateway:
         CHAT_MESSAGES.labels(outcome="sent").inc()
         payload_out["epoch"], payload_out["seq"] = appended.epoch, appended.seq
         return {"ok": True, "message": payload_out}
+
+    async def _send_gift(self, conn: Conn, payload: Any) -> Ack:
+        """Send a gift to the stream (economy.service.send_gift); the room hears ``gift_received``."""
+        from halobuzz.accounts.models import User
+        from halobuzz.economy import service as economy
+        from halobuzz.realtime import hooks
+
+        user_id = self._require_user(conn)
+        data = SendGiftIn.model_validate(payload)
+        if stream_room(data.stream_id) not in conn.rooms:
+            raise Forbidden("join the stream (join_stream) before sending it gifts", code="not_joined")
+        async with self.runtime.db.session() as session:
+            actor = await session.get(User, user_id)
+            if actor is None:
+                raise Unauthorized("this account no longer exists", code="invalid_token")
+            username = actor.username
+            receipt = await economy.send_gift(
+                session=session,
+                actor=actor,
+                stream_id=data.stream_id,
+                gift_id=data.gift_id,
+                quantity=data.quantity,
+                idempotency_key=data.idempotency_key,
+                settings=self.runtime.settings.economy,
+                on_committed=lambda r: hooks.gift_received(self.runtime, r, sender_username=username),
+            )
+        return {
+            "ok": True,
+            "id": str(receipt.id),
+            "gift": receipt.gift,
+            "quantity": receipt.quantity,
+            "coins_spent": receipt.coins_spent,
+            "balance": receipt.balance,
+        }
 
     async def _like_stream(self, conn: Conn, payload: Any) -> Ack:
         user_id = self._require_user(conn)

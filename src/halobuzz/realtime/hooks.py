@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 
 from halobuzz.core.runtime import Runtime
+from halobuzz.economy.service import GiftReceipt
 from halobuzz.realtime.asgi import gateway_of
+from halobuzz.realtime.gateway import stream_room
 
 
 def stream_started(
@@ -28,4 +30,23 @@ def stream_ended(runtime: Runtime, *, stream_id: uuid.UUID, broadcast_id: uuid.U
     if gateway is not None:
         gateway.stream_ended(
             stream_id=stream_id, payload={"stream_id": stream_id, "broadcast_id": broadcast_id, "ended_at": ended_at}
+        )
+
+
+def gift_received(runtime: Runtime, receipt: GiftReceipt, *, sender_username: str) -> None:
+    """``gift_received`` to the stream's room, once per gift (never for a replayed request)."""
+    gateway = gateway_of(runtime)
+    if gateway is not None:
+        gateway.publish(
+            stream_room(receipt.stream_id),
+            "gift_received",
+            {
+                "id": receipt.id,
+                "stream_id": receipt.stream_id,
+                "sender": {"id": receipt.sender_id, "username": sender_username},
+                "receiver_id": receipt.receiver_id,
+                "gift": receipt.gift,
+                "quantity": receipt.quantity,
+                "coins": receipt.coins_spent,
+            },
         )

@@ -24,3 +24,10 @@ class JoinStreamIn(StreamRef):
 class SendMessageIn(StreamRef):
     # Length and characters are checked after trimming (chat.service.normalize_text).
     text: StrictStr = Field(max_length=4000)
+
+
+class SendGiftIn(StreamRef):
+    gift_id: uuid.UUID
+    quantity: StrictInt = Field(1, ge=1)
+    # The client's id for this attempt: a retry with the same key is answered, not charged again.
+    idempotency_key: StrictStr = Field(min_length=1, max_length=255)
