@@ -1,0 +1,1 @@
+"""Scheduled jobs: the cron table (schedule.py), cleanup and the daily report."""

@@ -1,0 +1,64 @@
+"""The 03:00 cleanup and the 04:00 daily report, run as the scheduler runs them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from halobuzz.accounts.models import OneTimeToken
+from halobuzz.app import HaloBuzzApp
+from halobuzz.core import events
+from halobuzz.core.clock import utcnow
+from halobuzz.core.events import OutboxEvent, ProcessedEvent, Relay
+from halobuzz.jobs import analytics, cleanup
+from tests.jobs.test_scheduler import _admin
+
+
+async def test_cleanup_deletes_only_what_is_past_retention(app: HaloBuzzApp, make_user: Any) -> None:
+    user = await make_user()
+    async with app.runtime.db.session() as s:
+        events.emit(s, "test.cleanup", {})
+        s.add(
+            OneTimeToken(
+                user_id=user.id, purpose="verify_email", token_hash="a" * 64, expires_at=utcnow() - timedelta(hours=1)
+            )
+        )
+    await Relay(app.runtime).run_once()
+    later = utcnow() + timedelta(days=40)  # past retention and past the session lifetime
+    first = await cleanup.cleanup(app.runtime, scheduled_for=utcnow())
+    assert first["outbox_events"] == 0 and first["one_time_tokens"] == 1
+    result = await cleanup.cleanup(app.runtime, scheduled_for=later)
+    assert result["outbox_events"] == 1
+    assert result["one_time_tokens"] == 0
+    assert result["sessions"] >= 1  # make_user's session expired by then
+    again = await cleanup.cleanup(app.runtime, scheduled_for=later)
+    assert again["outbox_events"] == 0 and again["sessions"] == 0
+    async with app.runtime.db.session(write=False) as s:
+        assert await s.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+        assert await s.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
+
+
+async def test_daily_report_is_stored_and_readable(app: HaloBuzzApp, client: httpx.AsyncClient, make_user: Any) -> None:
+    await make_user()
+    await make_user()
+    now = utcnow()
+    result = await analytics.daily_report(app.runtime, scheduled_for=now + timedelta(days=1))
+    assert result["new_users"] >= 2
+    assert result["broadcasts"] == 0 and result["gifts"] == 0 and result["purchases"] == []
+    # Running again for the same day replaces the row (idempotent per day).
+    await analytics.daily_report(app.runtime, scheduled_for=now + timedelta(days=1))
+    admin = await _admin(app)
+    r = await client.get("/api/v1/admin/reports/daily", params={"date": result["date"]}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["new_users"] == result["new_users"] + 0
+    r = await client.get("/api/v1/admin/reports/daily", params={"date": "2001-01-01"}, headers=admin)
+    assert r.status_code == 404
+    r = await client.get("/api/v1/admin/reports/daily", params={"date": "nope"}, headers=admin)
+    assert r.status_code == 422
+
+
+def test_report_day_is_the_local_day_before() -> None:
+    assert datetime(2026, 3, 1, 17, 0, tzinfo=UTC).astimezone(analytics.ZoneInfo("Australia/Sydney")).day == 2
