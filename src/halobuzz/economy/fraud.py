@@ -1,0 +1,198 @@
+"""Velocity caps and suspicious-pattern flags (docs/ledger.md).
+
+Caps are checked inside the posting's transaction: gift caps after the gift is posted, while the
+sender's coin account is still locked, so concurrent gifts cannot slip past them together. A
+refused request rolls back, so its flag is written in a transaction of its own once it ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from halobuzz.accounts.models import User
+from halobuzz.config import FraudSettings
+from halobuzz.core.clock import utcnow
+from halobuzz.core.db import Base, Database, Timestamped, UUIDPrimaryKey, after_transaction
+from halobuzz.core.errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from halobuzz.core.pagination import decode_cursor, encode_cursor
+from halobuzz.economy import ledger
+from halobuzz.economy.models import LedgerAccount, LedgerEntry
+
+
+class FlagStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class FlaggedTransaction(UUIDPrimaryKey, Timestamped, Base):
+    """Something in the economy an admin should look at: a refused burst, a refund of spent coins…"""
+
+    __tablename__ = "flagged_transaction"
+    __table_args__ = (
+        Index("ix_flagged_transaction_status_id", "status", "id"),
+        Index("ix_flagged_transaction_user_id", "user_id"),
+    )
+
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(40))
+    transaction_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_transaction.id"))
+    payment_intent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payment_intent.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=FlagStatus.OPEN.value)
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String(500))
+
+
+class VelocityExceeded(TooManyRequests):
+    code = "velocity_limit"
+
+
+def flag(
+    session: AsyncSession,
+    *,
+    kind: str,
+    user_id: uuid.UUID | None,
+    details: dict[str, Any],
+    transaction_id: uuid.UUID | None = None,
+    payment_intent_id: uuid.UUID | None = None,
+) -> FlaggedTransaction:
+    """Add a flag to the session's transaction."""
+    row = FlaggedTransaction(
+        user_id=user_id,
+        kind=kind,
+        details=details,
+        transaction_id=transaction_id,
+        payment_intent_id=payment_intent_id,
+    )
+    session.add(row)
+    return row
+
+
+def flag_after(session: AsyncSession, db: Database, *, kind: str, user_id: uuid.UUID, details: dict[str, Any]) -> None:
+    """Write a flag in its own transaction once this one ends (it survives the refusal's rollback)."""
+
+    async def write() -> None:
+        async with db.session() as own:
+            flag(own, kind=kind, user_id=user_id, details=details)
+
+    after_transaction(session, write)
+
+
+def _uuid7_floor(at: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of this millisecond: ids are time-ordered, so ``id >= floor`` is "since"."""
+    ms = int(at.timestamp() * 1000)
+    return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80)
+
+
+async def check_gift_velocity(
+    *, session: AsyncSession, db: Database, settings: FraudSettings, sender_id: uuid.UUID
+) -> None:
+    """Refuse (429 ``gift_velocity``) a sender over ``gifts_per_minute`` or ``gift_coins_per_minute``.
+
+    Runs after the gift is posted, under the sender's account lock, and counts it."""
+    floor = _uuid7_floor(utcnow() - timedelta(minutes=1))
+    account_id = select(LedgerAccount.id).where(LedgerAccount.key == ledger.user_coins(sender_id).key)
+    count, coins = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(-LedgerEntry.amount), 0)).where(
+                LedgerEntry.account_id == account_id.scalar_subquery(),
+                LedgerEntry.id >= floor,
+                LedgerEntry.amount < 0,
+            )
+        )
+    ).one()
+    if int(count) > settings.gifts_per_minute or int(coins) > settings.gift_coins_per_minute:
+        details = {
+            "gifts_last_minute": int(count),
+            "coins_last_minute": int(coins),
+            "gifts_per_minute": settings.gifts_per_minute,
+            "gift_coins_per_minute": settings.gift_coins_per_minute,
+        }
+        flag_after(session, db, kind="gift_velocity", user_id=sender_id, details=details)
+        raise VelocityExceeded(
+            "too many gifts in the last minute; wait a moment", code="gift_velocity", details=details
+        )
+
+
+async def check_purchase_velocity(
+    *, session: AsyncSession, db: Database, settings: FraudSettings, user_id: uuid.UUID, amount: int
+) -> None:
+    """Refuse (429 ``purchase_velocity``) a new payment intent over the hourly or daily caps
+    (count and amount, this one included); flag users starting many intents."""
+    from halobuzz.payments.models import PaymentIntent
+
+    now = utcnow()
+    windows = (
+        ("hour", timedelta(hours=1), settings.purchases_per_hour, settings.purchase_amount_per_hour),
+        ("day", timedelta(days=1), settings.purchases_per_day, settings.purchase_amount_per_day),
+    )
+    for name, span, max_count, max_amount in windows:
+        count, total = (
+            await session.execute(
+                select(func.count(), func.coalesce(func.sum(PaymentIntent.amount), 0)).where(
+                    PaymentIntent.user_id == user_id, PaymentIntent.created_at >= now - span
+                )
+            )
+        ).one()
+        count, total = int(count) + 1, int(total) + amount
+        if name == "hour" and count == settings.flag_intents_per_hour:
+            flag(session, kind="many_intents", user_id=user_id, details={"intents_last_hour": count})
+        if count > max_count or total > max_amount:
+            details = {
+                "window": name,
+                "intents": count,
+                "amount": total,
+                "max_count": max_count,
+                "max_amount": max_amount,
+            }
+            flag_after(session, db, kind="purchase_velocity", user_id=user_id, details=details)
+            raise VelocityExceeded(
+                f"too many purchases in the last {name}; try again later", code="purchase_velocity", details=details
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class FlagPage:
+    items: list[FlaggedTransaction]
+    next_cursor: str | None
+
+
+async def list_flags(*, session: AsyncSession, status: str | None, limit: int, cursor: str | None) -> FlagPage:
+    """Flags newest first, optionally only open or resolved ones."""
+    query = select(FlaggedTransaction).order_by(FlaggedTransaction.id.desc()).limit(limit + 1)
+    if status is not None:
+        if status not in {s.value for s in FlagStatus}:
+            raise InvalidInput("status is open or resolved", code="invalid_status")
+        query = query.where(FlaggedTransaction.status == status)
+    if cursor:
+        (last_id,) = decode_cursor(cursor, uuid.UUID)
+        query = query.where(FlaggedTransaction.id < last_id)
+    rows = list((await session.scalars(query)).all())
+    items = rows[:limit]
+    return FlagPage(items, encode_cursor(items[-1].id) if len(rows) > limit and items else None)
+
+
+async def resolve_flag(
+    *, session: AsyncSession, admin: User, flag_id: uuid.UUID, resolution: str
+) -> FlaggedTransaction:
+    """Close an open flag with a note (admins); once."""
+    row = await session.get(FlaggedTransaction, flag_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise NotFound("no such flag", code="flag_not_found")
+    if row.status != FlagStatus.OPEN:
+        raise Conflict("the flag is already resolved", code="flag_resolved")
+    row.status = FlagStatus.RESOLVED.value
+    row.resolved_by = admin.id
+    row.resolved_at = utcnow()
+    row.resolution = resolution or None
+    await session.flush()
+    return row

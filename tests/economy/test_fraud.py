@@ -1,0 +1,47 @@
+"""Gift velocity caps: a burst over the per-minute caps is refused (429), changes nothing and is flagged."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.conftest import assert_error, client_for
+from tests.economy.conftest import grant_coins, verify
+
+API = "/api/v1"
+
+
+async def test_gift_velocity_caps(app_factory, make_user):
+    app = await app_factory(fraud={"gifts_per_minute": 3, "gift_coins_per_minute": 1000})
+    async with client_for(app) as client:
+        admin, fan, creator = await make_user(roles=["admin"]), await make_user(), await make_user(roles=["creator"])
+        stream = (await client.post(f"{API}/streams", json={"title": "t"}, headers=creator.headers)).json()["id"]
+        assert (await client.post(f"{API}/streams/{stream}/start", headers=creator.headers)).status_code == 200
+        small = (
+            await client.post(f"{API}/admin/gifts", json={"name": "s", "coin_price": 10}, headers=admin.headers)
+        ).json()
+        big = (
+            await client.post(f"{API}/admin/gifts", json={"name": "b", "coin_price": 600}, headers=admin.headers)
+        ).json()
+        await grant_coins(app, fan.id, 5000)
+
+        async def send(gift: dict[str, Any], key: str | None = None) -> Any:
+            return await client.post(
+                f"{API}/streams/{stream}/gifts",
+                json={"gift_id": gift["id"], "quantity": 1},
+                headers={**fan.headers, "Idempotency-Key": key or uuid.uuid4().hex},
+            )
+
+        assert (await send(big, "k1")).status_code == 200
+        err = assert_error(await send(big), 429, "gift_velocity")
+        assert err["details"]["coins_last_minute"] == 1200
+        assert (await send(small)).status_code == 200
+        assert (await send(small)).status_code == 200
+        assert_error(await send(small), 429, "gift_velocity")  # the fourth gift in a minute
+        assert (await send(big, "k1")).status_code == 200  # a retry of a sent gift is not a new gift
+        wallet = (await client.get(f"{API}/wallet", headers=fan.headers)).json()
+        assert wallet["balance"] == 5000 - 600 - 20
+        r = await client.get(f"{API}/admin/economy/flags", headers=admin.headers)
+        assert [f["kind"] for f in r.json()["items"]] == ["gift_velocity", "gift_velocity"]
+        assert all(f["user_id"] == str(fan.id) for f in r.json()["items"])
+        assert (await verify(app)).ok
