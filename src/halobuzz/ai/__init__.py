@@ -1,0 +1,1 @@
+"""The AI engine: text moderation (profanity, slurs, spam, personal data) and its policy."""

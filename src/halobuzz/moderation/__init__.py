@@ -1,0 +1,1 @@
+"""Reports, the review queue, enforcement actions, appeals and reputation (docs/moderation.md)."""
