@@ -1,0 +1,56 @@
+"""Media plane benchmark: ffmpeg speed factor and CPU cores for the default video ladder on a 720p30
+source, and CPU per channel for the AAC audio ladder. Usage: python bench/media_bench.py [seconds]"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from halobuzz.config import MediaSettings
+from halobuzz.media import ladder
+
+
+def _run(argv: list[str]) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    media = MediaSettings()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src.flv"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+             "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:v", "libx264", "-preset",
+             "veryfast", "-b:v", "2500k", "-pix_fmt", "yuv420p", "-g", "60", "-c:a", "aac", "-b:a", "128k", str(src)],
+            check=True,
+        )  # fmt: skip
+        out = Path(tmp) / "video"
+        argv, variants = ladder.video_command(media, str(src), out, src_width=1280, src_height=720, src_kbps=2500)
+        for r, _ in variants:
+            (out / r.name).mkdir(parents=True, exist_ok=True)
+        wall, cpu = _run(argv)
+        names = ", ".join(r.name for r, _ in variants)
+        print(f"video ladder [{names}] preset={media.x264_preset}: speed {seconds / wall:.2f}x real time, "
+              f"{cpu / wall:.2f} cores while running, {cpu / seconds:.2f} cores per real-time stream")  # fmt: skip
+        out = Path(tmp) / "audio"
+        argv, audio = ladder.audio_command(media, str(src), out)
+        for r in audio:
+            (out / r.name).mkdir(parents=True, exist_ok=True)
+        wall, cpu = _run(argv)
+        print(f"audio ladder [{', '.join(r.name for r in audio)}]: speed {seconds / wall:.1f}x, "
+              f"{100 * cpu / seconds:.2f}% of one core per real-time channel")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Media plane: RTMP ingest callbacks, ffmpeg HLS ladders, signed playback (docs/media.md)."""
