@@ -20,12 +20,14 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
 	@touch $@
 
 run: $(VENV)/.installed
+	bash scripts/build-web-assets.sh
 	$(BIN)/halobuzz migrate
 	$(BIN)/halobuzz seed
 	$(BIN)/halobuzz serve --no-migrate
 
 test: $(VENV)/.dev-installed
 	bash scripts/system-deps.sh
+	bash scripts/build-web-assets.sh
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev-installed

@@ -26,6 +26,8 @@ from halobuzz.core.observability import RequestContextMiddleware
 from halobuzz.core.ratelimit import RateLimitMiddleware
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import LocalStorage
+from halobuzz.jobs import runner as jobs_runner
+from halobuzz.media import plane as media_plane
 from halobuzz.realtime.asgi import mount as realtime_mount
 from halobuzz.streams import api as streams_api
 
@@ -43,9 +45,15 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.core.health import router as health_router
     from halobuzz.economy.api import admin_router as economy_admin_router
     from halobuzz.economy.api import router as economy_router
+    from halobuzz.economy.payouts_api import admin_router as payouts_admin_router
+    from halobuzz.economy.payouts_api import router as payouts_router
+    from halobuzz.jobs.api import router as jobs_admin_router
+    from halobuzz.media.api import router as media_router
+    from halobuzz.moderation.api import router as moderation_router
     from halobuzz.payments.api import admin_router as payments_admin_router
     from halobuzz.payments.api import router as payments_router
     from halobuzz.streams.api import categories_router, streams_router
+    from halobuzz.webhooks.api import router as webhooks_admin_router
 
     api.include_router(health_router)
     # account_router (/users/me/...) goes before users_router so /users/{id} never shadows it.
@@ -61,6 +69,12 @@ def _include_routers(api: FastAPI) -> None:
         admin_router,
         economy_admin_router,
         payments_admin_router,
+        jobs_admin_router,
+        webhooks_admin_router,
+        payouts_router,
+        payouts_admin_router,
+        media_router,
+        moderation_router,
     ):
         api.include_router(router, prefix=API_PREFIX)
 
@@ -131,9 +145,13 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
             runtime.sessions.publish = publish
             tasks.append(asyncio.create_task(_listen_for_invalidations(runtime)))
         log.info("startup", database=runtime.db.dialect, redis=bool(settings.redis_url), env=settings.env)
+        # Embedded mode: the outbox relay (event consumers) and the job scheduler run in this process.
+        background = jobs_runner.start(runtime) if jobs_runner.runs_in_process(runtime) else []
         try:
             yield
         finally:
+            await jobs_runner.stop(background)
+            await media_plane.close(runtime)
             for task in tasks:
                 # redis-py can swallow a cancellation that lands mid-connect; insist until it ends.
                 while not task.done():
@@ -158,6 +176,12 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     if isinstance(runtime.storage, LocalStorage):
         runtime.storage.root.mkdir(parents=True, exist_ok=True)
         api.mount("/media", StaticFiles(directory=runtime.storage.root, check_dir=False), name="media")
+    # The browser web app (server-rendered pages) and its static assets.
+    from halobuzz.web.routes import STATIC_DIR
+    from halobuzz.web.routes import router as web_router
+
+    api.include_router(web_router)
+    api.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
     stack: ASGIApp = FastPathMiddleware(api, paths=runtime.fast_paths)
     stack = ResponseCacheMiddleware(stack, cache=runtime.cache)
@@ -196,4 +220,33 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     # Real-time gateway: /socket.io goes to Socket.IO, the rest to the HTTP stack; the gateway's
     # background work starts and stops with the lifespan (docs/realtime.md).
     stack = realtime_mount(stack, runtime)
+    _install_moderation(runtime)
     return HaloBuzzApp(api, runtime, stack)
+
+
+def _install_moderation(runtime: Runtime) -> None:
+    """Plug the text moderator into the gateway's chat moderation hook (docs/moderation.md)."""
+    from halobuzz.ai.hook import make_chat_hook
+    from halobuzz.ai.text import Policy, TextModerator
+
+    settings = runtime.settings.moderation
+    from halobuzz.realtime.gateway import Gateway
+
+    gateway = runtime.extras.get("realtime")
+    if not isinstance(gateway, Gateway) or not settings.chat_enabled:
+        return
+    policy = Policy(hold=settings.hold_threshold, block=settings.block_threshold)
+    if settings.engine_url:
+        from halobuzz.ai.engine import EngineClient
+        from halobuzz.ai.hook import make_remote_chat_hook
+
+        client = EngineClient(
+            settings.engine_url,
+            runtime.settings.ai_engine_secret.get_secret_value(),
+            on_failure=settings.engine_failure_policy,
+            timeout=settings.engine_timeout_seconds,
+            policy=policy,
+        )
+        gateway.moderation_hook = make_remote_chat_hook(client, policy)
+        return
+    gateway.moderation_hook = make_chat_hook(TextModerator.default(settings.region), policy)

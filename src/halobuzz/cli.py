@@ -103,5 +103,87 @@ def createadmin(username: str, email: str, password: str) -> None:
     click.echo(message)
 
 
+def _run_background(*, relay: bool, scheduler: bool) -> None:
+    from halobuzz.core.observability import configure_logging
+    from halobuzz.core.runtime import Runtime
+    from halobuzz.jobs import runner
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    runtime = Runtime.build(settings)
+    from contextlib import suppress
+
+    with suppress(KeyboardInterrupt):
+        asyncio.run(runner.serve_forever(runtime, relay=relay, scheduler=scheduler))
+
+
+@main.command()
+def worker() -> None:
+    """Deliver domain events to consumers and webhooks (the outbox relay), as its own process.
+
+    Use with BROKER_URL set, when `serve` does not run the relay itself; any number may run.
+    """
+    _run_background(relay=True, scheduler=False)
+
+
+@main.command()
+def scheduler() -> None:
+    """Fire the scheduled jobs (JOBS_TIMEZONE) as their own process; two may run, each slot fires once."""
+    _run_background(relay=False, scheduler=True)
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@main.command("ai-engine")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=None, type=int, help="Port (default MODERATION_ENGINE_PORT or 5020).")
+def ai_engine(host: str, port: int | None) -> None:
+    """Run the AI engine (text moderation) as its own HTTP service with HMAC-signed requests."""
+    import uvicorn
+
+    from halobuzz.ai.engine import create_engine_app
+
+    settings = _settings()
+    app = create_engine_app(
+        settings.ai_engine_secret.get_secret_value(),
+        region=settings.moderation.region,
+        window_seconds=settings.moderation.engine_replay_window_seconds,
+    )
+    uvicorn.run(app, host=host, port=port or settings.moderation.engine_port, log_level="warning")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def media(ctx: click.Context) -> None:
+    """Media plane: run the nginx-rtmp ingest (transcoders run inside `halobuzz serve`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import os
+
+    from halobuzz.media.nginx import find_nginx, render_conf
+
+    settings = _settings()
+    binary = find_nginx(settings)
+    if binary is None:
+        raise click.ClickException("nginx is not installed (apt-get install nginx-light libnginx-mod-rtmp)")
+    work = (settings.data_dir / "media" / "nginx").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    conf = work / "nginx.conf"
+    conf.write_text(render_conf(settings, work))
+    click.echo(f"nginx-rtmp on :{settings.media.rtmp_port} (config {conf})", err=True)
+    os.execv(binary, [binary, "-p", str(work), "-c", str(conf)])  # noqa: S606 (nginx replaces this process)
+
+
+@media.command("nginx-conf")
+@click.option("--dir", "work_dir", default=None, help="Directory for pid, logs and temp files.")
+def media_nginx_conf(work_dir: str | None) -> None:
+    """Print the generated nginx.conf (RTMP ingest with the API's on_publish callbacks)."""
+    from pathlib import Path
+
+    from halobuzz.media.nginx import render_conf
+
+    settings = _settings()
+    work = Path(work_dir) if work_dir else settings.data_dir / "media" / "nginx"
+    click.echo(render_conf(settings, work), nl=False)

@@ -189,6 +189,102 @@ class PaymentsSettings(_Section):
     esewa_status_base: str = "https://rc.esewa.com.np"
     khalti_secret_key: SecretStr | None = None
     khalti_api_base: str = "https://dev.khalti.com"
+    # Pending intents older than this are checked with their provider by the reconciliation job,
+    # and closed as canceled when the provider has nothing after ``expire_after_minutes``.
+    reconcile_after_minutes: int = Field(15, ge=1)
+    expire_after_minutes: int = Field(24 * 60, ge=1)
+
+
+class PayoutsSettings(_Section):
+    """Creator payouts: coin to fiat rates, the minimum withdrawal (docs/ledger.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYOUTS_", env_file=".env", extra="ignore")
+
+    # Fiat minor units paid per 1000 coins, per payout currency (JSON in the environment).
+    rates: dict[str, int] = Field(default_factory=lambda: {"NPR": 1000, "INR": 600, "USD": 8})
+    min_coins: int = Field(1000, ge=1)
+    methods: list[str] = Field(default_factory=lambda: ["esewa", "khalti", "bank"])
+
+
+class JobsSettings(_Section):
+    """Events, background jobs and the scheduler (docs/events.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBS_", env_file=".env", extra="ignore")
+
+    # The zone the daily schedule runs in (seed 001: Australia/Sydney).
+    timezone: str = "Australia/Sydney"
+    # Run the outbox relay, consumers and the scheduler inside `halobuzz serve`; unset means yes
+    # unless BROKER_URL is set (then `halobuzz worker` / `halobuzz scheduler` run them) or in tests.
+    in_process: bool | None = None
+    relay_poll_seconds: float = Field(1.0, gt=0)
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    # Dispatched outbox rows, processed-event marks and used tokens are kept this long.
+    retention_days: int = Field(7, ge=1)
+    notification_retention_days: int = Field(90, ge=1)
+    # Outbound webhooks: per-attempt HTTP timeout (attempts and backoff as above).
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+
+
+class FraudSettings(_Section):
+    """Velocity caps on purchases and gifts; exceeding one is a 429 and a flag (docs/ledger.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", env_file=".env", extra="ignore")
+
+    # Payment intents a user may start, and their total in minor units (any currency), per hour/day.
+    purchases_per_hour: int = Field(20, ge=1)
+    purchases_per_day: int = Field(100, ge=1)
+    purchase_amount_per_hour: int = Field(5_000_000, ge=1)
+    purchase_amount_per_day: int = Field(20_000_000, ge=1)
+    # Intents in an hour from which the user is flagged for review (without refusing).
+    flag_intents_per_hour: int = Field(10, ge=1)
+    gifts_per_minute: int = Field(120, ge=1)
+    gift_coins_per_minute: int = Field(1_000_000, ge=1)
+
+
+class ModerationSettings(_Section):
+    """Text moderation of chat, profiles and stream titles (docs/moderation.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODERATION_", env_file=".env", extra="ignore")
+
+    # Screen chat messages through the real-time moderation hook.
+    chat_enabled: bool = True
+    # Region rule set (which labels apply).
+    region: str = "global"
+    # Confidence at or above which content is held for review / blocked.
+    hold_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    block_threshold: float = Field(0.9, ge=0.0, le=1.0)
+    # A separate AI engine (`halobuzz ai-engine`); unset = in-process. Requests are signed with AI_ENGINE_SECRET.
+    engine_url: str | None = None
+    engine_port: int = 5020
+    engine_timeout_seconds: float = Field(0.5, gt=0)
+    engine_replay_window_seconds: int = Field(300, ge=10)
+    # When the engine cannot be reached: let content through ("allow") or hold it for review ("hold").
+    engine_failure_policy: Literal["allow", "hold"] = "allow"
+
+
+class MediaSettings(_Section):
+    """Media plane: RTMP ingest, ffmpeg transcoding, HLS playback tokens (docs/media.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIA_", env_file=".env", extra="ignore")
+
+    enabled: bool | None = None  # None: run the supervisor in-process only when ffmpeg is found
+    ffmpeg: str = "ffmpeg"
+    nginx: str = "nginx"
+    rtmp_port: int = Field(1935, ge=1, le=65535)
+    hls_dir: Path | None = None  # default: <data_dir>/media/hls
+    segment_seconds: int = Field(6, ge=1, le=30)
+    low_latency: bool = False  # 2-second segments
+    ladder: str = "480p:1000k,360p:600k"  # lower video renditions; the source is passed through
+    audio_ladder: str = "64k,128k,256k"
+    x264_preset: str = "veryfast"
+    thumbnail_seconds: int = Field(10, ge=1)
+    grace_seconds: int = Field(10, ge=0)
+    playback_secret: SecretStr | None = None  # default: derived from AUTH_JWT_SECRET
+    playback_ttl_seconds: int = Field(3600, ge=10)
+    callback_secret: SecretStr | None = None
+    callback_allow: str = "127.0.0.1,::1"
+    api_base_url: str = "http://127.0.0.1:5010"
 
 
 class Settings(BaseSettings):
@@ -223,8 +319,13 @@ class Settings(BaseSettings):
     avatar: MediaLimits = Field(default_factory=MediaLimits)
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     economy: EconomySettings = Field(default_factory=EconomySettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    payouts: PayoutsSettings = Field(default_factory=PayoutsSettings)
+    fraud: FraudSettings = Field(default_factory=FraudSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

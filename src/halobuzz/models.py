@@ -3,9 +3,35 @@
 from halobuzz.accounts import models as accounts_models
 from halobuzz.chat import models as chat_models
 from halobuzz.core import audit
+from halobuzz.core import events as events_models
 from halobuzz.core.db import Base
+from halobuzz.economy import fraud as fraud_models
 from halobuzz.economy import models as economy_models
+from halobuzz.economy import payouts_models
+from halobuzz.jobs import analytics as analytics_models
+from halobuzz.jobs import schedule as schedule_models
+from halobuzz.media import models as media_models
+from halobuzz.moderation import models as moderation_models
 from halobuzz.payments import models as payments_models
+from halobuzz.payments import refunds as refunds_models
 from halobuzz.streams import models as streams_models
+from halobuzz.webhooks import models as webhooks_models
 
-__all__ = ["Base", "accounts_models", "audit", "chat_models", "economy_models", "payments_models", "streams_models"]
+__all__ = [
+    "Base",
+    "accounts_models",
+    "analytics_models",
+    "audit",
+    "chat_models",
+    "economy_models",
+    "events_models",
+    "fraud_models",
+    "media_models",
+    "moderation_models",
+    "payments_models",
+    "payouts_models",
+    "refunds_models",
+    "schedule_models",
+    "streams_models",
+    "webhooks_models",
+]

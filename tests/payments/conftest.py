@@ -27,9 +27,17 @@ class FakeProvider:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     esewa_status: str = "COMPLETE"
     khalti: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_next: int = 0
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pay_stripe(self, session_id: str) -> dict[str, Any]:
+        """The payer completes a Checkout Session: it is paid, with a PaymentIntent."""
+        with self.lock:
+            found = next(x for x in self.sessions.values() if x["id"] == session_id)
+            found.update(payment_status="paid", status="complete", payment_intent=f"pi_{session_id}")
+            return dict(found)
 
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
@@ -60,6 +68,32 @@ class FakeProvider:
                 }
                 self.sessions[key] = session
                 return 200, session
+            if path.startswith("/v1/") and headers.get("authorization") != f"Bearer {STRIPE_KEY}":
+                return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}}
+            if path.startswith("/v1/checkout/sessions/") and method == "GET":
+                sid = path.rsplit("/", 1)[1]
+                found = next((x for x in self.sessions.values() if x["id"] == sid), None)
+                if found is None:
+                    return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+                return 200, found
+            if path == "/v1/refunds" and method == "POST":
+                key = headers.get("idempotency-key", "")
+                if key in self.refunds:
+                    return 200, self.refunds[key]
+                form = dict(urllib.parse.parse_qsl(body.decode()))
+                pi = form.get("payment_intent")
+                paid = next((x for x in self.sessions.values() if x.get("payment_intent") == pi), None)
+                if paid is None:
+                    return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+                refund = {
+                    "id": f"re_test_{len(self.refunds) + 1:04d}",
+                    "object": "refund",
+                    "amount": paid["amount_total"],
+                    "payment_intent": pi,
+                    "status": "succeeded",
+                }
+                self.refunds[key] = refund
+                return 200, refund
             if path == "/api/epay/transaction/status/" and method == "GET":
                 return 200, {
                     "product_code": query.get("product_code"),

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts.models import Block, Follow, User, UserStatus
 from halobuzz.accounts.profile import HIDDEN_STATUSES, get_user_by_ref
+from halobuzz.core import events
 from halobuzz.core.clock import utcnow
 from halobuzz.core.errors import Forbidden, InvalidInput
 from halobuzz.core.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
@@ -145,6 +146,12 @@ async def follow(*, session: AsyncSession, actor: User, target_ref: str) -> Foll
     )
     if inserted.first() is not None:
         counts = await _adjust_counts(session, [(actor.id, target.id)], +1)
+        events.emit(
+            session,
+            "user.new_follower",
+            {"user_id": target.id, "follower_id": actor.id, "follower_username": actor.username},
+            actor_id=actor.id,
+        )
     return FollowState(target.id, True, counts[target.id])
 
 

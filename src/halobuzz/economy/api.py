@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query
 
 from halobuzz.accounts.deps import AdminUser, CurrentUser
 from halobuzz.core.deps import PageDep, RuntimeDep, SessionDep, SettingsDep
-from halobuzz.economy import service
+from halobuzz.economy import fraud, service
 from halobuzz.economy.schemas import (
     CoinPackageIn,
     CoinPackageList,
@@ -84,6 +84,7 @@ async def send_gift(
         idempotency_key=idempotency_key,
         settings=settings.economy,
         on_committed=lambda r: realtime_hooks.gift_received(rt, r, sender_username=username),
+        guard=lambda: fraud.check_gift_velocity(session=session, db=rt.db, settings=settings.fraud, sender_id=user.id),
     )
     return GiftReceiptOut(
         id=receipt.id,

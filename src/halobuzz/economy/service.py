@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halobuzz.accounts import social
 from halobuzz.accounts.models import User
 from halobuzz.config import EconomySettings
+from halobuzz.core import events
 from halobuzz.core.clock import utcnow
 from halobuzz.core.db import after_commit
 from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -349,6 +350,7 @@ async def send_gift(
     idempotency_key: str,
     settings: EconomySettings | None = None,
     on_committed: Callable[[GiftReceipt], Awaitable[None] | None] | None = None,
+    guard: Callable[[], Awaitable[None]] | None = None,
 ) -> GiftReceipt:
     """Send ``quantity`` of a gift to a live stream's owner: one ledger transaction debits the
     sender and credits the creator's earnings (``revenue_share``, floored) and platform revenue.
@@ -418,6 +420,8 @@ async def send_gift(
     )
     if not posted.created:
         return await _replay(session, posted.transaction, request_hash)
+    if guard is not None:  # velocity caps, checked under the sender's account lock (economy.fraud)
+        await guard()
     session.add(
         GiftSent(
             transaction_id=posted.transaction.id,
@@ -431,6 +435,7 @@ async def send_gift(
         )
     )
     await session.flush()
+    events.emit(session, "gift.sent", {"transaction_id": posted.transaction.id, **meta}, actor_id=actor.id)
     receipt = _receipt(posted.transaction, balance=posted.balances[ledger.user_coins(actor.id).key], created=True)
     if on_committed is not None:
         callback = on_committed

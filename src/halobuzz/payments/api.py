@@ -4,41 +4,53 @@ from __future__ import annotations
 
 import html
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from halobuzz.accounts.deps import AdminUser, CurrentUser
-from halobuzz.core.deps import SessionDep, SettingsDep
+from halobuzz.accounts.deps import AdminUser, CurrentUser, _authenticate, _bearer
+from halobuzz.accounts.models import User
+from halobuzz.core.clock import utcnow
+from halobuzz.core.deps import RuntimeDep, SessionDep, SettingsDep
+from halobuzz.core.errors import Forbidden, Unauthorized
 from halobuzz.core.runtime import Runtime
-from halobuzz.payments import service
-from halobuzz.payments.schemas import IntentIn, IntentOut, ReconciliationOut, WebhookOut
+from halobuzz.payments import reconcile, refunds, service
+from halobuzz.payments.schemas import IntentIn, IntentOut, ReconciliationOut, RefundIn, RefundOut, WebhookOut
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-async def _write_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A write transaction even for GET: providers return payers to callbacks with GET requests."""
+async def _reader_user(request: Request) -> User:
+    """The signed-in user, read in a read-only transaction: these routes open their own short
+    write transactions around provider calls, so none may be held by the request."""
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("sign in first: send 'Authorization: Bearer <access token>'", code="not_authenticated")
     rt: Runtime = request.app.state.runtime
-    async with rt.db.session(write=True) as session:
-        yield session
+    async with rt.db.session(write=False) as session:
+        return await _authenticate(request, session, token)
 
 
-WriteSessionDep = Annotated[AsyncSession, Depends(_write_session, scope="function")]
+async def _reader_admin(user: Annotated[User, Depends(_reader_user)]) -> User:
+    if not user.has_role("admin"):
+        raise Forbidden("this needs the admin role", code="insufficient_role")
+    return user
+
+
+ReaderUser = Annotated[User, Depends(_reader_user)]
+ReaderAdmin = Annotated[User, Depends(_reader_admin)]
 
 IntentId = Annotated[uuid.UUID, Path(description="payment intent id")]
 
 
 @router.post("/intents", response_model=IntentOut, status_code=201, summary="Start buying a coin package")
-async def create_intent(body: IntentIn, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> IntentOut:
+async def create_intent(body: IntentIn, user: ReaderUser, rt: RuntimeDep) -> IntentOut:
     view = await service.create_intent(
-        session=session,
+        db=rt.db,
         actor=user,
-        settings=settings,
+        settings=rt.settings,
         package_id=body.package_id,
         provider=body.provider,
         currency=body.currency,
@@ -92,11 +104,10 @@ async def stripe_webhook(
     "/webhooks/esewa", methods=["GET", "POST"], response_model=WebhookOut, summary="eSewa success callback"
 )
 async def esewa_callback(
-    session: WriteSessionDep,
-    settings: SettingsDep,
+    rt: RuntimeDep,
     data: Annotated[str, Query(min_length=1, max_length=4096, description="eSewa's base64 JSON")],
 ) -> WebhookOut:
-    result = await service.handle_esewa_callback(session=session, settings=settings, data=data)
+    result = await service.handle_esewa_callback(db=rt.db, settings=rt.settings, data=data)
     return WebhookOut(received=result.received, intent_id=result.intent_id, status=result.status)
 
 
@@ -104,11 +115,10 @@ async def esewa_callback(
     "/webhooks/khalti", methods=["GET", "POST"], response_model=WebhookOut, summary="Khalti return callback"
 )
 async def khalti_callback(
-    session: WriteSessionDep,
-    settings: SettingsDep,
+    rt: RuntimeDep,
     pidx: Annotated[str, Query(min_length=1, max_length=255, description="Khalti payment id")],
 ) -> WebhookOut:
-    result = await service.handle_khalti_callback(session=session, settings=settings, pidx=pidx)
+    result = await service.handle_khalti_callback(db=rt.db, settings=rt.settings, pidx=pidx)
     return WebhookOut(received=result.received, intent_id=result.intent_id, status=result.status)
 
 
@@ -117,3 +127,18 @@ async def khalti_callback(
 )
 async def reconciliation(admin: AdminUser, session: SessionDep) -> ReconciliationOut:
     return ReconciliationOut(**await service.reconcile(session=session))
+
+
+@admin_router.post(
+    "/payments/{intent_id}/refund", response_model=RefundOut, summary="Refund a completed payment (admins)"
+)
+async def refund(intent_id: IntentId, body: RefundIn, admin: ReaderAdmin, rt: RuntimeDep) -> RefundOut:
+    done = await refunds.admin_refund(
+        db=rt.db, settings=rt.settings, admin=admin, intent_id=intent_id, reason=body.reason
+    )
+    return RefundOut.model_validate(done)
+
+
+@admin_router.post("/payments/reconcile", summary="Check pending payments with their providers now (admins)")
+async def reconcile_now(admin: ReaderAdmin, rt: RuntimeDep) -> dict[str, Any]:
+    return await reconcile.reconcile_pending(rt, scheduled_for=utcnow())

@@ -41,6 +41,8 @@ class PaymentIntent(UUIDPrimaryKey, Timestamped, Base):
     coins: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default=IntentStatus.PENDING.value)
     provider_reference: Mapped[str | None] = mapped_column(String(255))
+    # The provider's id of the captured payment (Stripe PaymentIntent), for refunds.
+    provider_payment_id: Mapped[str | None] = mapped_column(String(255), index=True)
     transaction_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_transaction.id"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class IntentIn(BaseModel):
@@ -48,3 +48,22 @@ class ReconciliationOut(BaseModel):
     provider_totals: list[dict[str, Any]]
     clearing_mismatches: list[dict[str, Any]]
     coins_in_wallets: int
+
+
+class RefundIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RefundOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    intent_id: uuid.UUID
+    transaction_id: uuid.UUID
+    source: str
+    reason: str
+    amount: int
+    coins_clawed_back: int
+    coins_shortfall: int
+    provider_refund_id: str | None
+    created_at: datetime

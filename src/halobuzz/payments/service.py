@@ -16,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts.models import User
 from halobuzz.config import PaymentsSettings, Settings
+from halobuzz.core import events
+from halobuzz.core.db import Database
 from halobuzz.core.errors import Conflict, InvalidInput, NotFound
 from halobuzz.core.ids import uuid7
-from halobuzz.economy import ledger
+from halobuzz.economy import fraud, ledger
 from halobuzz.economy import service as economy_service
 from halobuzz.economy.models import COIN, LedgerAccount
+from halobuzz.payments import refunds
 from halobuzz.payments.models import IntentStatus, PaymentEvent, PaymentIntent
 from halobuzz.payments.providers.base import IntentInfo, Provider
 from halobuzz.payments.providers.esewa import EsewaProvider, to_paisa
@@ -63,33 +66,48 @@ class IntentView:
 
 
 async def create_intent(
-    *, session: AsyncSession, actor: User, settings: Settings, package_id: uuid.UUID, provider: str, currency: str
+    *, db: Database, actor: User, settings: Settings, package_id: uuid.UUID, provider: str, currency: str
 ) -> IntentView:
-    """Start buying a coin package: record a pending intent and open the provider's checkout."""
+    """Start buying a coin package: record a pending intent (velocity caps checked), open the
+    provider's checkout with no write transaction open, then store the provider's reference."""
     chosen = _provider(settings, provider)
-    package = await economy_service.get_coin_package(session=session, package_id=package_id)
-    amount = package.prices.get(currency)
-    if amount is None:
-        raise InvalidInput(
-            f"this package is not sold in {currency}; choose one of {', '.join(sorted(package.prices))}",
-            code="currency_not_offered",
+    async with db.session() as session:
+        package = await economy_service.get_coin_package(session=session, package_id=package_id)
+        amount = package.prices.get(currency)
+        if amount is None:
+            raise InvalidInput(
+                f"this package is not sold in {currency}; choose one of {', '.join(sorted(package.prices))}",
+                code="currency_not_offered",
+            )
+        if chosen.currencies is not None and currency not in chosen.currencies:
+            raise InvalidInput(f"{provider} takes {', '.join(chosen.currencies)} only", code="currency_not_supported")
+        await fraud.check_purchase_velocity(
+            session=session, db=db, settings=settings.fraud, user_id=actor.id, amount=int(amount)
         )
-    if chosen.currencies is not None and currency not in chosen.currencies:
-        raise InvalidInput(f"{provider} takes {', '.join(chosen.currencies)} only", code="currency_not_supported")
-    intent = PaymentIntent(
-        id=uuid7(),
-        user_id=actor.id,
-        package_id=package.id,
-        provider=provider,
-        currency=currency,
-        amount=int(amount),
-        coins=package.coins + package.bonus_coins,
-    )
-    checkout = await chosen.start(IntentInfo(intent.id, intent.amount, currency, intent.coins, package.name))
-    intent.provider_reference = checkout.reference
-    session.add(intent)
-    await session.flush()
-    return IntentView(intent, checkout.next_action)
+        intent = PaymentIntent(
+            id=uuid7(),
+            user_id=actor.id,
+            package_id=package.id,
+            provider=provider,
+            currency=currency,
+            amount=int(amount),
+            coins=package.coins + package.bonus_coins,
+        )
+        session.add(intent)
+        await session.flush()
+        info = IntentInfo(intent.id, intent.amount, currency, intent.coins, package.name)
+    try:
+        checkout = await chosen.start(info)
+    except BaseException:
+        async with db.session() as session:
+            await close_intent(session=session, intent_id=info.id, provider=provider, status=IntentStatus.FAILED)
+        raise
+    async with db.session() as session:
+        started = await session.get(PaymentIntent, info.id, with_for_update=True, populate_existing=True)
+        assert started is not None
+        started.provider_reference = checkout.reference
+        await session.flush()
+    return IntentView(started, checkout.next_action)
 
 
 async def get_intent(*, session: AsyncSession, actor: User, intent_id: uuid.UUID) -> PaymentIntent:
@@ -109,6 +127,7 @@ async def credit_intent(
     event_type: str,
     amount: int,
     currency: str,
+    provider_payment_id: str | None = None,
 ) -> PaymentIntent:
     """Apply a provider's confirmation of payment once: lock the intent, record the event, post
     the fiat and coin legs, mark it succeeded. Repeats (same event or a second confirmation) change nothing."""
@@ -152,7 +171,23 @@ async def credit_intent(
     )
     intent.status = IntentStatus.SUCCEEDED.value
     intent.transaction_id = posted.transaction.id
+    if provider_payment_id:
+        intent.provider_payment_id = provider_payment_id
     await session.flush()
+    events.emit(
+        session,
+        "payment.completed",
+        {
+            "payment_intent_id": intent.id,
+            "user_id": intent.user_id,
+            "provider": provider,
+            "currency": intent.currency,
+            "amount": intent.amount,
+            "coins": intent.coins,
+            "transaction_id": posted.transaction.id,
+        },
+        actor_id=intent.user_id,
+    )
     return intent
 
 
@@ -227,6 +262,11 @@ async def handle_stripe_webhook(
         closed = IntentStatus.CANCELED if event_type == "checkout.session.expired" else IntentStatus.FAILED
         intent = await close_intent(session=session, intent_id=intent.id, provider="stripe", status=closed)
         return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
+    if event_type == "charge.refunded":
+        charged = await refunds.stripe_charge_refunded(session=session, event_id=event_id, charge=obj)
+        if charged is None:
+            return WebhookResult(received=True)
+        return WebhookResult(received=True, intent_id=charged.id, status=charged.status)
     if event_type not in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
         return WebhookResult(received=True)
     if obj.get("payment_status") != "paid":
@@ -245,6 +285,7 @@ async def handle_stripe_webhook(
         event_type=event_type,
         amount=amount,
         currency=currency,
+        provider_payment_id=str(obj["payment_intent"]) if obj.get("payment_intent") else None,
     )
     return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
 
@@ -261,15 +302,17 @@ async def _stripe_intent(session: AsyncSession, obj: Any) -> PaymentIntent:
     return intent
 
 
-async def handle_esewa_callback(*, session: AsyncSession, settings: Settings, data: str) -> WebhookResult:
-    """Verify eSewa's success callback, match it to its intent and credit once eSewa's status API says COMPLETE."""
+async def handle_esewa_callback(*, db: Database, settings: Settings, data: str) -> WebhookResult:
+    """Verify eSewa's success callback, match it to its intent and credit once eSewa's status API says
+    COMPLETE. The status call runs with no write transaction open; crediting re-checks under the lock."""
     provider: EsewaProvider = _provider(settings, "esewa")
     fields = provider.decode_callback(data)
     try:
         intent_id = uuid.UUID(str(fields["transaction_uuid"]))
     except ValueError as exc:
         raise NotFound("no such eSewa payment", code="intent_not_found") from exc
-    intent = await session.get(PaymentIntent, intent_id)
+    async with db.session(write=False) as session:
+        intent = await session.get(PaymentIntent, intent_id)
     if intent is None or intent.provider != "esewa":
         raise NotFound("no such eSewa payment", code="intent_not_found")
     paid = to_paisa(fields["total_amount"])
@@ -287,40 +330,48 @@ async def handle_esewa_callback(*, session: AsyncSession, settings: Settings, da
             details={"status": status.get("status")},
         )
     ref = str(status.get("ref_id") or fields.get("transaction_code") or intent.id)
-    intent = await credit_intent(
-        session=session,
-        intent_id=intent.id,
-        provider="esewa",
-        event_id=f"complete:{ref}",
-        event_type="esewa.complete",
-        amount=intent.amount,
-        currency="NPR",
-    )
+    async with db.session() as session:
+        intent = await credit_intent(
+            session=session,
+            intent_id=intent.id,
+            provider="esewa",
+            event_id=f"complete:{ref}",
+            event_type="esewa.complete",
+            amount=intent.amount,
+            currency="NPR",
+        )
     return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
 
 
-async def handle_khalti_callback(*, session: AsyncSession, settings: Settings, pidx: str) -> WebhookResult:
+async def handle_khalti_callback(*, db: Database, settings: Settings, pidx: str) -> WebhookResult:
     """Credit a Khalti payment only when Khalti's lookup says ``Completed`` for the intent's amount
-    (the callback's own parameters are not trusted)."""
+    (the callback's own parameters are not trusted). The lookup runs with no write transaction open."""
     provider: KhaltiProvider = _provider(settings, "khalti")
-    intent = await session.scalar(
-        select(PaymentIntent).where(PaymentIntent.provider == "khalti", PaymentIntent.provider_reference == pidx)
-    )
+    async with db.session(write=False) as session:
+        intent = await session.scalar(
+            select(PaymentIntent).where(PaymentIntent.provider == "khalti", PaymentIntent.provider_reference == pidx)
+        )
     if intent is None:
         raise NotFound("no such Khalti payment", code="intent_not_found")
     if intent.status == IntentStatus.SUCCEEDED:
         return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
     found = await provider.lookup(pidx)
+    async with db.session() as session:
+        intent = await apply_khalti_lookup(session=session, intent=intent, pidx=pidx, found=found)
+    return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
+
+
+async def apply_khalti_lookup(
+    *, session: AsyncSession, intent: PaymentIntent, pidx: str, found: dict[str, Any]
+) -> PaymentIntent:
+    """Act on a Khalti lookup answer: close an expired or canceled payment, credit a completed one."""
     if found.get("pidx") == pidx and found.get("status") in ("Expired", "User canceled"):
-        intent = await close_intent(
-            session=session, intent_id=intent.id, provider="khalti", status=IntentStatus.CANCELED
-        )
-        return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
+        return await close_intent(session=session, intent_id=intent.id, provider="khalti", status=IntentStatus.CANCELED)
     if found.get("status") != "Completed":
-        return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
+        return intent
     if found.get("pidx") != pidx or found.get("total_amount") != intent.amount:
         raise InvalidInput("Khalti's record does not match the payment", code="amount_mismatch")
-    intent = await credit_intent(
+    return await credit_intent(
         session=session,
         intent_id=intent.id,
         provider="khalti",
@@ -329,7 +380,6 @@ async def handle_khalti_callback(*, session: AsyncSession, settings: Settings, p
         amount=intent.amount,
         currency="NPR",
     )
-    return WebhookResult(received=True, intent_id=intent.id, status=intent.status)
 
 
 async def reconcile(*, session: AsyncSession) -> dict[str, Any]:

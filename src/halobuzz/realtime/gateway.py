@@ -173,6 +173,20 @@ class _TrackedSend:
         await self.send(message)
 
 
+def _origin_check(allowed: list[str]):  # type: ignore[no-untyped-def]
+    """Allow the configured origins, and the server's own origin (the web app's pages)."""
+    configured = set(allowed)
+
+    def check(origin: str | None, environ: dict[str, object]) -> bool:
+        if origin is None or "*" in configured or origin in configured:
+            return True
+        host = environ.get("HTTP_HOST")
+        scheme = environ.get("wsgi.url_scheme", "http")
+        return isinstance(host, str) and origin in (f"{scheme}://{host}", f"https://{host}")
+
+    return check
+
+
 class Gateway:
     """One instance's Socket.IO server and its rooms (``runtime.extras["realtime"]``)."""
 
@@ -201,7 +215,7 @@ class Gateway:
             )
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
-            cors_allowed_origins=list(settings.http.cors_origins),
+            cors_allowed_origins=_origin_check(list(settings.http.cors_origins)),
             ping_interval=self.settings.ping_interval_seconds,
             ping_timeout=self.settings.ping_timeout_seconds,
             max_http_buffer_size=64 * 1024,
@@ -894,6 +908,7 @@ class Gateway:
     async def _send_gift(self, conn: Conn, payload: Any) -> Ack:
         """Send a gift to the stream (economy.service.send_gift); the room hears ``gift_received``."""
         from halobuzz.accounts.models import User
+        from halobuzz.economy import fraud
         from halobuzz.economy import service as economy
         from halobuzz.realtime import hooks
 
@@ -915,6 +930,9 @@ class Gateway:
                 idempotency_key=data.idempotency_key,
                 settings=self.runtime.settings.economy,
                 on_committed=lambda r: hooks.gift_received(self.runtime, r, sender_username=username),
+                guard=lambda: fraud.check_gift_velocity(
+                    session=session, db=self.runtime.db, settings=self.runtime.settings.fraud, sender_id=user_id
+                ),
             )
         return {
             "ok": True,

@@ -50,3 +50,10 @@ def gift_received(runtime: Runtime, receipt: GiftReceipt, *, sender_username: st
                 "coins": receipt.coins_spent,
             },
         )
+
+
+def raid(runtime: Runtime, *, stream_id: uuid.UUID, payload: dict[str, object]) -> None:
+    """``raid`` to the raiding stream's room: where its viewers are sent next."""
+    gateway = gateway_of(runtime)
+    if gateway is not None:
+        gateway.publish(stream_room(stream_id), "raid", payload)

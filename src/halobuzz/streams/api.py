@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
 
 from halobuzz.accounts.deps import AdminUser, CreatorUser, CurrentUser
 from halobuzz.core.cache import ResponseCache
@@ -162,6 +163,37 @@ async def end_stream(
         session=session, actor=user, stream_id=stream_id, cache=rt.cache, client=meta, on_air=_announcer(rt)
     )
     return StreamOut.of(view)
+
+
+class RaidIn(BaseModel):
+    target_stream_id: uuid.UUID
+
+
+class RaidOut(BaseModel):
+    stream_id: uuid.UUID
+    target_stream_id: uuid.UUID
+    target: dict[str, Any]
+
+
+@streams_router.post("/{stream_id}/raid", response_model=RaidOut, summary="Raid another live stream and end this one")
+async def raid_stream(
+    stream_id: StreamId, body: RaidIn, session: SessionDep, user: CurrentUser, rt: RuntimeDep, meta: RequestMetaDep
+) -> RaidOut:
+    """Owner (or admin) of a live stream: send its viewers to ``target_stream_id`` (live, another
+    stream) and end the broadcast; the room gets ``raid`` after commit."""
+    from halobuzz.streams import raids
+
+    result = await raids.raid_stream(
+        session=session,
+        actor=user,
+        stream_id=stream_id,
+        target_stream_id=body.target_stream_id,
+        cache=rt.cache,
+        client=meta,
+        on_air=_announcer(rt),
+        on_raid=lambda r: realtime_hooks.raid(rt, stream_id=r.stream_id, payload=r.payload()),
+    )
+    return RaidOut(**result.payload())
 
 
 @streams_router.get("/{stream_id}/broadcasts", response_model=Page[BroadcastOut], summary="Broadcast history")

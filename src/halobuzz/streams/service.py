@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts.auth import is_signed_in_allowed
 from halobuzz.accounts.models import User, UserStatus
-from halobuzz.core import audit
+from halobuzz.core import audit, events
 from halobuzz.core.cache import ResponseCache
 from halobuzz.core.clock import utcnow
 from halobuzz.core.db import after_commit
@@ -379,6 +379,18 @@ async def start_stream(
     await _audit_if_not_owner(session, actor=actor, stream=stream, action="stream_start", client=client)
     _invalidate(session, cache, LIVE_CACHE_TAG)
     count_event("stream_start")
+    events.emit(
+        session,
+        "stream.live",
+        {
+            "stream_id": stream.id,
+            "broadcast_id": broadcast.id,
+            "owner_id": stream.owner_id,
+            "title": stream.title,
+            "started_at": now,
+        },
+        actor_id=actor.id,
+    )
     if on_air is not None:
         event = AirChange(stream.id, broadcast.id, True, now, stream.title)
         after_commit(session, lambda: on_air(event))
@@ -420,6 +432,12 @@ async def end_stream(
     await _audit_if_not_owner(session, actor=actor, stream=stream, action="stream_end", client=client)
     _invalidate(session, cache, LIVE_CACHE_TAG)
     count_event("stream_end")
+    events.emit(
+        session,
+        "stream.offline",
+        {"stream_id": stream.id, "broadcast_id": ended_broadcast_id, "owner_id": stream.owner_id, "ended_at": now},
+        actor_id=actor.id,
+    )
     if on_air is not None:
         event = AirChange(stream.id, ended_broadcast_id, False, now, stream.title)
         after_commit(session, lambda: on_air(event))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from typing import Any
+
+import httpx
 
 from halobuzz.config import PaymentsSettings
 from halobuzz.core.errors import ServiceUnavailable
@@ -47,6 +50,58 @@ class StripeProvider:
                 "Stripe refused to open a checkout", code="provider_error", details={"status": response.status_code}
             )
         return Checkout({"type": "redirect", "url": body["url"]}, str(body["id"]))
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    async def retrieve_session(self, session_id: str) -> dict[str, Any]:
+        """A Checkout Session as Stripe has it now (``GET /v1/checkout/sessions/{id}``)."""
+        s = self.settings
+        response = await call(
+            s,
+            "GET",
+            f"{s.stripe_api_base.rstrip('/')}/v1/checkout/sessions/{session_id}",
+            provider=self.name,
+            headers=self._auth(),
+        )
+        body = _json(response)
+        if response.status_code != 200 or body.get("id") != session_id:
+            raise ServiceUnavailable(
+                "Stripe did not return the checkout session",
+                code="provider_error",
+                details={"status": response.status_code},
+            )
+        return body
+
+    async def refund(self, *, payment_intent: str, idempotency_key: str, reason: str | None = None) -> dict[str, Any]:
+        """Refund a captured payment in full (``POST /v1/refunds``), idempotent per key."""
+        s = self.settings
+        form = {"payment_intent": payment_intent}
+        if reason in ("duplicate", "fraudulent", "requested_by_customer"):
+            form["reason"] = reason
+        response = await call(
+            s,
+            "POST",
+            f"{s.stripe_api_base.rstrip('/')}/v1/refunds",
+            provider=self.name,
+            data=form,
+            headers={**self._auth(), "Idempotency-Key": idempotency_key},
+        )
+        body = _json(response)
+        if response.status_code != 200 or body.get("status") not in ("succeeded", "pending"):
+            raise ServiceUnavailable(
+                "Stripe refused the refund",
+                code="provider_error",
+                details={"status": response.status_code, "error": body.get("error")},
+            )
+        return body
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return {}
+    body = response.json()
+    return body if isinstance(body, dict) else {}
 
 
 def verify_signature(
