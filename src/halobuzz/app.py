@@ -50,6 +50,7 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.jobs.api import router as jobs_admin_router
     from halobuzz.media.api import router as media_router
     from halobuzz.moderation.api import router as moderation_router
+    from halobuzz.notifications.api import router as notifications_router
     from halobuzz.payments.api import admin_router as payments_admin_router
     from halobuzz.payments.api import router as payments_router
     from halobuzz.streams.api import categories_router, streams_router
@@ -75,6 +76,7 @@ def _include_routers(api: FastAPI) -> None:
         payouts_admin_router,
         media_router,
         moderation_router,
+        notifications_router,
     ):
         api.include_router(router, prefix=API_PREFIX)
 

@@ -287,6 +287,44 @@ class MediaSettings(_Section):
     api_base_url: str = "http://127.0.0.1:5010"
 
 
+class NotificationsSettings(_Section):
+    """Stored and real-time notifications, preferences, fan-out and delivery channels (docs/notifications.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", env_file=".env", extra="ignore")
+
+    # Followers written per fan-out chunk of a go-live (one chunk per internal outbox event).
+    fanout_chunk_size: int = Field(5000, ge=1, le=5000)
+    # Socket pushes per pipelined publish.
+    push_batch_size: int = Field(1000, ge=1)
+    # Channel deliveries: attempts, backoff (doubling, Retry-After honoured), per-request timeout.
+    max_attempts: int = Field(6, ge=1)
+    backoff_base_seconds: float = Field(30.0, gt=0)
+    backoff_max_seconds: float = Field(3600.0, gt=0)
+    http_timeout_seconds: float = Field(10.0, gt=0)
+    # Deliveries sent at once per channel; each channel has its own queue, so a slow one stalls no other.
+    concurrency_per_channel: int = Field(10, ge=1, le=200)
+    dispatch_poll_seconds: float = Field(1.0, gt=0)
+    # The local hour (user's timezone) after which the daily email digest goes out.
+    digest_hour: int = Field(8, ge=0, le=23)
+    # Email only to verified addresses.
+    email_require_verified: bool = True
+    # Web Push (VAPID): an EC P-256 private key (PEM, or base64url of the raw 32 bytes); outside
+    # production an unset key is generated and kept under <data_dir>/secrets/vapid.pem.
+    vapid_private_key: SecretStr | None = None
+    vapid_subject: str = "mailto:admin@halobuzz.local"
+    web_push_ttl_seconds: int = Field(24 * 3600, ge=0)
+    # SMS through a Twilio-compatible REST API.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    # Mobile push through FCM HTTP v1: the service-account JSON (inline) or a path to it.
+    fcm_project_id: str | None = None
+    fcm_service_account_json: SecretStr | None = None
+    fcm_service_account_file: Path | None = None
+    fcm_api_base: str = "https://fcm.googleapis.com"
+
+
 class Settings(BaseSettings):
     """Everything configurable, one object; see README's configuration table."""
 
@@ -326,6 +364,7 @@ class Settings(BaseSettings):
     payouts: PayoutsSettings = Field(default_factory=PayoutsSettings)
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

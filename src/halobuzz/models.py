@@ -12,6 +12,7 @@ from halobuzz.jobs import analytics as analytics_models
 from halobuzz.jobs import schedule as schedule_models
 from halobuzz.media import models as media_models
 from halobuzz.moderation import models as moderation_models
+from halobuzz.notifications import models as notifications_models
 from halobuzz.payments import models as payments_models
 from halobuzz.payments import refunds as refunds_models
 from halobuzz.streams import models as streams_models
@@ -28,6 +29,7 @@ __all__ = [
     "fraud_models",
     "media_models",
     "moderation_models",
+    "notifications_models",
     "payments_models",
     "payouts_models",
     "refunds_models",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from halobuzz.core.runtime import Runtime
 
 # Modules whose import registers consumers (the decorator runs at import time).
-CONSUMER_MODULES = ("halobuzz.webhooks.service",)
+CONSUMER_MODULES = ("halobuzz.webhooks.service", "halobuzz.notifications.consumers")
 
 
 def load_consumers() -> None:
@@ -49,6 +49,9 @@ def start(runtime: Runtime, *, relay: bool = True, scheduler: bool = True) -> li
         from halobuzz.webhooks.service import Dispatcher
 
         tasks.append(asyncio.create_task(Dispatcher(runtime).run(), name="webhook-dispatcher"))
+        from halobuzz.notifications.dispatch import Dispatcher as NotificationDispatcher
+
+        tasks.append(asyncio.create_task(NotificationDispatcher(runtime).run(), name="notification-dispatcher"))
     if scheduler:
         sch = Scheduler(runtime)
         runtime.extras["scheduler"] = sch

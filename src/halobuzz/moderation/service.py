@@ -233,11 +233,8 @@ def action_out(action: ModerationAction) -> dict[str, Any]:
 
 
 def _notify(session: AsyncSession, user_id: uuid.UUID | None, kind: str, data: dict[str, Any]) -> None:
-    """Tell the user about a decision.
-
-    NOTIFICATION CALL SITE: the `moderation.action` outbox event carries everything a notification needs;
-    once halobuzz.notifications exists, call its service here as well.
-    """
+    """Tell the user about a decision: the `moderation.action` outbox event becomes their
+    notification (with the reason) in `halobuzz.notifications.consumers.on_moderation_action`."""
     if user_id is None:
         return
     events.emit(session, "moderation.action", {"user_id": str(user_id), "kind": kind, **data})

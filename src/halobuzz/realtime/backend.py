@@ -120,6 +120,8 @@ class Backend(Protocol):
 
     async def publish_many(self, rooms: list[str], event: str, body: str) -> None: ...
 
+    async def publish_each(self, event: str, items: list[tuple[str, str]]) -> None: ...
+
     # presence
     async def presence_add(self, stream_id: str, member: str) -> None: ...
 
@@ -246,6 +248,11 @@ class MemoryBackend:
     async def publish_many(self, rooms: list[str], event: str, body: str) -> None:
         assert self._on_message is not None
         for room in rooms:
+            await self._on_message(room, event, None, None, body)
+
+    async def publish_each(self, event: str, items: list[tuple[str, str]]) -> None:
+        assert self._on_message is not None
+        for room, body in items:
             await self._on_message(room, event, None, None, body)
 
     async def presence_add(self, stream_id: str, member: str) -> None:
@@ -531,6 +538,13 @@ class RedisBackend:
         async with self.client.pipeline(transaction=False) as pipe:
             for room in rooms:
                 pipe.publish(self._channel(room), data)
+            await pipe.execute()
+
+    async def publish_each(self, event: str, items: list[tuple[str, str]]) -> None:
+        """Publish one event with a body of its own to each room, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for room, body in items:
+                pipe.publish(self._channel(room), f"{event}\n\n\n{body}")
             await pipe.execute()
 
     # presence --------------------------------------------------------------

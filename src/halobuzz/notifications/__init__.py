@@ -1,0 +1,1 @@
+"""Notifications: stored, real-time, and delivered by web push, email, SMS and mobile push."""

@@ -1,0 +1,1 @@
+"""Delivery channels, each behind the small ``Channel`` interface (channels/base.py)."""
