@@ -336,6 +336,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Run every channel's loop until cancelled."""
+        self.runtime.extras["notification-dispatcher"] = self
         loops = [asyncio.create_task(self._loop(name), name=f"notify-{name}") for name in catalog.DELIVERY_CHANNELS]
         try:
             await asyncio.gather(*loops)
