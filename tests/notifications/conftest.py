@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ class Provider:
                 "path": request.url.path,
                 "headers": dict(request.headers),
                 "body": body,
+                "time": time.monotonic(),
                 **extra,
             }
         )
@@ -157,7 +159,7 @@ async def serve() -> AsyncIterator[Callable[[list[Route]], Awaitable[str]]]:
         return f"http://127.0.0.1:{port}"
 
     yield start
-    for server, task in servers:
+    for server, _task in servers:
         server.should_exit = True
     for _server, task in servers:
         with contextlib.suppress(Exception):
