@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 
 class NotificationOut(BaseModel):
@@ -33,7 +33,7 @@ class MarkReadIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     ids: list[uuid.UUID] | None = Field(None, min_length=1, max_length=500)
-    all_: bool | None = Field(None, alias="all")
+    all_: StrictBool | None = Field(None, alias="all")
 
     @model_validator(mode="after")
     def _one_of(self) -> MarkReadIn:
@@ -64,9 +64,9 @@ class PreferencesIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    types: dict[str, dict[Channel, bool]] | None = None
+    types: dict[str, dict[Channel, StrictBool]] | None = None
     quiet_hours: QuietHours | None = None
-    email_digest: bool | None = None
+    email_digest: StrictBool | None = None
 
 
 class PreferencesOut(BaseModel):
