@@ -154,7 +154,7 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 async def _connect(url: str, tokens: list[str]) -> tuple[list[socketio.AsyncClient], dict[int, float]]:
     clients: list[socketio.AsyncClient] = []
     arrived: dict[int, float] = {}
-    for index, token in enumerate(tokens):
+    for index in range(len(tokens)):
         client = socketio.AsyncClient(reconnection=False)
 
         def handler(data: Any, index: int = index) -> None:
@@ -278,7 +278,7 @@ def write(path: Path, result: dict[str, Any]) -> None:
     row = (
         f"| {datetime.now(UTC):%Y-%m-%d} | {_commit()} | {result['followers']} | {result['online']} | "
         f"{result['rows_s']:.2f} | {result['pushes_s']:.2f} | {result['fanout_rate']:.0f} | "
-        f"{result['single_rate']:.0f} | {result['ratio']:.1f}× | {result['load']:.1f} |"
+        f"{result['single_rate']:.0f} | {result['ratio']:.1f}x | {result['load']:.1f} |"
     )
     lines = path.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(TABLE_HEADER))
@@ -303,7 +303,7 @@ def main() -> int:
     log(
         f"{result['followers']} rows in {result['rows_s']:.2f} s, pushes to {result['online']} sockets done at "
         f"{result['pushes_s']:.2f} s; {result['fanout_rate']:.0f} rows/s vs {result['single_rate']:.0f} single-row "
-        f"({result['ratio']:.1f}×); target (≤ 5 s, ≥ 10×) {target}"
+        f"({result['ratio']:.1f}x); target (<= 5 s, >= 10x) {target}"
     )
     if args.write:
         write(args.write, result)

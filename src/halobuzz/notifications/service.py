@@ -16,7 +16,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, Uuid, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,13 +69,20 @@ def _is_pg(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _among(session: AsyncSession, column: Any, ids: Collection[uuid.UUID]) -> ColumnElement[bool]:
+    """``column IN ids``; on PostgreSQL one array parameter (``= ANY($1)``) instead of thousands of binds."""
+    if _is_pg(session):
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Uuid())))  # type: ignore[no-any-return]
+    return column.in_(list(ids))  # type: ignore[no-any-return]
+
+
 async def settings_for(
     *, session: AsyncSession, user_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, NotificationSettings]:
     """The stored settings rows of these users (users without one have the defaults)."""
     if not user_ids:
         return {}
-    rows = await session.scalars(select(NotificationSettings).where(NotificationSettings.user_id.in_(list(user_ids))))
+    rows = await session.scalars(select(NotificationSettings).where(_among(session, NotificationSettings.user_id, user_ids)))
     return {row.user_id: row for row in rows}
 
 
@@ -84,17 +92,17 @@ async def _insert_notifications(
     """Insert one row per recipient, skipping those that already have this ``dedupe_key``."""
     if not recipients:
         return []
-    ids = [uuid7() for _ in recipients]
     if _is_pg(session):
-        # One statement for the whole batch: arrays unnested server-side, duplicates skipped.
+        # One statement for the whole batch: the recipients go as one array, unnested server-side,
+        # duplicates skipped; ids are UUIDv7 made by the server (as core.ids.uuid7 makes them).
         result = await session.execute(
             text(
                 "INSERT INTO notification "
                 "(id, recipient_id, type, actor_id, subject_type, subject_id, data, dedupe_key, created_at) "
-                "SELECT t.i, t.r, CAST(:type AS varchar), CAST(:actor_id AS uuid), CAST(:subject_type AS varchar), "
-                "CAST(:subject_id AS varchar), CAST(:data AS json), CAST(:dedupe_key AS varchar), "
-                "CAST(:created_at AS timestamptz) "
-                "FROM unnest(CAST(:ids AS uuid[]), CAST(:recipients AS uuid[])) AS t(i, r) "
+                f"SELECT {_PG_UUID7}, t.r, CAST(:type AS varchar), CAST(:actor_id AS uuid), "
+                "CAST(:subject_type AS varchar), CAST(:subject_id AS varchar), CAST(:data AS json), "
+                "CAST(:dedupe_key AS varchar), CAST(:created_at AS timestamptz) "
+                "FROM unnest(CAST(:recipients AS uuid[])) AS t(r) "
                 "ON CONFLICT (recipient_id, dedupe_key) DO NOTHING RETURNING id, recipient_id"
             ),
             {
@@ -105,11 +113,11 @@ async def _insert_notifications(
                 "data": orjson.dumps(draft.data).decode(),
                 "dedupe_key": draft.dedupe_key,
                 "created_at": now,
-                "ids": ids,
                 "recipients": list(recipients),
             },
         )
         return [Created(_uuid(row[0]), _uuid(row[1])) for row in result]
+    ids = [uuid7() for _ in recipients]
     rows = [
         {
             "id": nid,
@@ -136,6 +144,15 @@ async def _insert_notifications(
         )
     )
     return [Created(row.id, row.recipient_id) for row in found if row.id in mine]
+
+
+# UUIDv7 in SQL (PostgreSQL 15 has no uuidv7()): a random v4 UUID with its first 48 bits replaced by
+# the Unix time in milliseconds and its version nibble turned from 4 into 7.
+_PG_UUID7 = (
+    "CAST(encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+    "substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) "
+    "FROM 1 FOR 6), 52, 1), 53, 1), 'hex') AS uuid)"
+)
 
 
 def _uuid(value: Any) -> uuid.UUID:
@@ -195,14 +212,14 @@ async def _plan_deliveries(
     if push_users:
         for sub_id, uid in await session.execute(
             select(WebPushSubscription.id, WebPushSubscription.user_id).where(
-                WebPushSubscription.user_id.in_(push_users)
+                _among(session, WebPushSubscription.user_id, push_users)
             )
         ):
             targets.append((uid, catalog.WEB_PUSH, str(sub_id)))
     device_users = wanted(catalog.MOBILE_PUSH)
     if device_users:
         for device_id, uid in await session.execute(
-            select(MobileDevice.id, MobileDevice.user_id).where(MobileDevice.user_id.in_(device_users))
+            select(MobileDevice.id, MobileDevice.user_id).where(_among(session, MobileDevice.user_id, device_users))
         ):
             targets.append((uid, catalog.MOBILE_PUSH, str(device_id)))
     direct = [(uid, catalog.EMAIL) for uid in wanted(catalog.EMAIL)] + [
@@ -213,7 +230,7 @@ async def _plan_deliveries(
     if needed:
         rows = await session.execute(
             select(User.id, User.timezone, User.email_verified_at, User.phone, User.status).where(
-                User.id.in_(list(needed))
+                _among(session, User.id, needed)
             )
         )
         users = {row.id: row for row in rows}
