@@ -16,6 +16,7 @@ redelivered event writes nothing twice. Socket pushes and delivery wake-ups run 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +36,31 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+# Socket pushes still being published (they overlap the next chunk of a fan-out).
+_pushing: set[asyncio.Task[int]] = set()
+
+
 async def after_created(runtime: Runtime, outcome: service.Outcome, draft: service.Draft) -> None:
-    """After commit: the socket pushes of the new rows, and a wake-up for queued deliveries."""
+    """After commit: a wake-up for queued deliveries, and the socket pushes of the new rows.
+
+    Large batches (fan-out chunks) are published in the background so the next chunk's writes
+    overlap them; single notifications are published before the handler returns.
+    """
     if outcome.deliveries:
         wake_all()
-    await push_created(runtime, outcome.created, type=draft.type, data=draft.data, created_at=outcome.created_at)
+    push = push_created(runtime, outcome.created, type=draft.type, data=draft.data, created_at=outcome.created_at)
+    if len(outcome.created) < 100:
+        await push
+        return
+    task = asyncio.get_running_loop().create_task(push)
+    _pushing.add(task)
+    task.add_done_callback(_pushing.discard)
+
+
+async def settle_pushes() -> None:
+    """Wait for the background pushes started so far (tests, shutdown)."""
+    while _pushing:
+        await asyncio.gather(*list(_pushing), return_exceptions=True)
 
 
 async def _notify_one(runtime: Runtime, recipient: Any, draft: service.Draft) -> service.Outcome | None:

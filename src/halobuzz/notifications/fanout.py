@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,6 +73,26 @@ async def _claim_chunk(session: AsyncSession, source_id: uuid.UUID, chunk: int) 
     return result.first() is not None
 
 
+async def _followers(
+    session: AsyncSession, owner_id: uuid.UUID, after: realtime_service.FollowerKey | None, limit: int
+) -> list[realtime_service.FollowerKey]:
+    """The next chunk of followers in (followed at, id) order. On PostgreSQL a plain statement whose
+    rows come back as the driver made them (no per-row type processing for 5,000 rows); elsewhere
+    the gateway's keyset query (realtime.service.follower_page)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return await realtime_service.follower_page(session=session, user_id=owner_id, after=after, limit=limit)
+    where = "followee_id = :owner"
+    params: dict[str, Any] = {"owner": owner_id, "limit": limit}
+    if after is not None:
+        where += " AND (created_at, follower_id) > (:at, :id)"
+        params.update(at=after[0], id=after[1])
+    rows = await session.execute(
+        text(f"SELECT created_at, follower_id FROM follow WHERE {where} ORDER BY created_at, follower_id LIMIT :limit"),  # noqa: S608 - fixed SQL, values bound
+        params,
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
 async def process_chunk(runtime: Runtime, *, data: dict[str, Any], source_id: uuid.UUID, chunk: int) -> int:
     """Write one chunk of a go-live fan-out and queue the next; the number of notifications written."""
     from halobuzz.notifications.consumers import after_created
@@ -86,9 +106,7 @@ async def process_chunk(runtime: Runtime, *, data: dict[str, Any], source_id: uu
         if not await _claim_chunk(s, source_id, chunk):
             log.info("fanout_chunk_repeated", source_event_id=str(source_id), chunk=chunk)
             return 0
-        page = await realtime_service.follower_page(
-            session=s, user_id=uuid.UUID(data["owner"]["id"]), after=after, limit=size
-        )
+        page = await _followers(s, uuid.UUID(data["owner"]["id"]), after, size)
         outcome = await service.notify(
             session=s,
             draft=draft,

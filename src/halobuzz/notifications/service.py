@@ -82,7 +82,9 @@ async def settings_for(
     """The stored settings rows of these users (users without one have the defaults)."""
     if not user_ids:
         return {}
-    rows = await session.scalars(select(NotificationSettings).where(_among(session, NotificationSettings.user_id, user_ids)))
+    rows = await session.scalars(
+        select(NotificationSettings).where(_among(session, NotificationSettings.user_id, user_ids))
+    )
     return {row.user_id: row for row in rows}
 
 
@@ -96,8 +98,9 @@ async def _insert_notifications(
         # One statement for the whole batch: the recipients go as one array, unnested server-side,
         # duplicates skipped; ids are UUIDv7 made by the server (as core.ids.uuid7 makes them).
         result = await session.execute(
+            # A constant expression is interpolated below; every value is a bound parameter.
             text(
-                "INSERT INTO notification "
+                "INSERT INTO notification "  # noqa: S608
                 "(id, recipient_id, type, actor_id, subject_type, subject_id, data, dedupe_key, created_at) "
                 f"SELECT {_PG_UUID7}, t.r, CAST(:type AS varchar), CAST(:actor_id AS uuid), "
                 "CAST(:subject_type AS varchar), CAST(:subject_id AS varchar), CAST(:data AS json), "
