@@ -57,12 +57,6 @@ async def after_created(runtime: Runtime, outcome: service.Outcome, draft: servi
     task.add_done_callback(_pushing.discard)
 
 
-async def settle_pushes() -> None:
-    """Wait for the background pushes started so far (tests, shutdown)."""
-    while _pushing:
-        await asyncio.gather(*list(_pushing), return_exceptions=True)
-
-
 async def _notify_one(runtime: Runtime, recipient: Any, draft: service.Draft) -> service.Outcome | None:
     if not recipient:
         return None
