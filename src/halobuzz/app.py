@@ -48,6 +48,8 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.economy.payouts_api import admin_router as payouts_admin_router
     from halobuzz.economy.payouts_api import router as payouts_router
     from halobuzz.jobs.api import router as jobs_admin_router
+    from halobuzz.kyc.api import admin_router as kyc_admin_router
+    from halobuzz.kyc.api import router as kyc_router
     from halobuzz.media.api import router as media_router
     from halobuzz.moderation.api import router as moderation_router
     from halobuzz.payments.api import admin_router as payments_admin_router
@@ -75,6 +77,8 @@ def _include_routers(api: FastAPI) -> None:
         payouts_admin_router,
         media_router,
         moderation_router,
+        kyc_router,
+        kyc_admin_router,
     ):
         api.include_router(router, prefix=API_PREFIX)
 

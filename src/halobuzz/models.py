@@ -10,6 +10,7 @@ from halobuzz.economy import models as economy_models
 from halobuzz.economy import payouts_models
 from halobuzz.jobs import analytics as analytics_models
 from halobuzz.jobs import schedule as schedule_models
+from halobuzz.kyc import models as kyc_models
 from halobuzz.media import models as media_models
 from halobuzz.moderation import models as moderation_models
 from halobuzz.payments import models as payments_models
@@ -26,6 +27,7 @@ __all__ = [
     "economy_models",
     "events_models",
     "fraud_models",
+    "kyc_models",
     "media_models",
     "moderation_models",
     "payments_models",
