@@ -1,6 +1,7 @@
 """Every table, imported in one place so metadata (Alembic, tests) sees them all."""
 
 from halobuzz.accounts import models as accounts_models
+from halobuzz.ai import models as ai_models
 from halobuzz.chat import models as chat_models
 from halobuzz.core import audit
 from halobuzz.core import events as events_models
@@ -21,6 +22,7 @@ from halobuzz.webhooks import models as webhooks_models
 __all__ = [
     "Base",
     "accounts_models",
+    "ai_models",
     "analytics_models",
     "audit",
     "chat_models",
