@@ -12,9 +12,11 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halobuzz.accounts.models import User
 from halobuzz.ai.service import ai_of
 from halobuzz.core.errors import InvalidInput
 from halobuzz.core.runtime import Runtime
+from halobuzz.streams.models import Stream
 
 
 async def screen_fields(
@@ -65,3 +67,32 @@ async def screen_fields(
         fields=held,
     )
     return "hold"
+
+
+async def screen_stream(*, session: AsyncSession, runtime: Runtime, stream: Stream, changed: set[str]) -> str:
+    """Screen a stream's new title/description (owner's region rules) and refresh its automatic tags."""
+    fields = {name: getattr(stream, name) for name in ("title", "description") if name in changed}
+    if not fields:
+        return "allow"
+    outcome = await screen_fields(
+        session=session,
+        runtime=runtime,
+        fields=fields,
+        target_type="stream",
+        target_id=stream.id,
+        subject_id=stream.owner_id,
+        region=stream.region,
+    )
+    stream.auto_tags = await ai_of(runtime).tags(stream.title, stream.description or "")
+    await session.flush()
+    return outcome
+
+
+async def screen_profile(*, session: AsyncSession, runtime: Runtime, user: User, changed: set[str]) -> str:
+    """Screen a user's new display name and bio."""
+    fields = {name: getattr(user, name) for name in ("display_name", "bio") if name in changed}
+    if not fields:
+        return "allow"
+    return await screen_fields(
+        session=session, runtime=runtime, fields=fields, target_type="user", target_id=user.id, subject_id=user.id
+    )
