@@ -55,6 +55,7 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.moderation.api import admin_router as moderation_admin_router
     from halobuzz.moderation.api import router as moderation_router
     from halobuzz.payments.api import admin_router as payments_admin_router
+    from halobuzz.privacy.api import router as privacy_router
     from halobuzz.payments.api import router as payments_router
     from halobuzz.streams.api import categories_router, streams_router
     from halobuzz.webhooks.api import router as webhooks_admin_router
@@ -63,6 +64,7 @@ def _include_routers(api: FastAPI) -> None:
     # account_router (/users/me/...) goes before users_router so /users/{id} never shadows it.
     for router in (
         auth_router,
+        privacy_router,
         account_router,
         users_router,
         streams_router,
