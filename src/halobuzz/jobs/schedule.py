@@ -85,6 +85,7 @@ SCHEDULE: list[Entry] = [
     Entry("halobuzz.jobs.cleanup:cleanup", at="03:00"),
     Entry("halobuzz.jobs.analytics:daily_report", at="04:00"),
     Entry("halobuzz.payments.reconcile:reconcile_pending", every_minutes=5),
+    Entry("halobuzz.ai.monitor:analyze_live_streams", every_minutes=1),
 ]
 
 # A slot missed by more than this (scheduler down) is not fired late; the next one is.
