@@ -270,8 +270,8 @@ class ModerationSettings(_Section):
     # An image classifier ("package.module:factory"), none by default; scores at or above the threshold refuse.
     image_classifier: str | None = None
     image_classifier_threshold: float = Field(0.8, ge=0.0, le=1.0)
-    # Chat privileges by reputation (0-100): below ``low`` links/personal data are held, below ``restricted``
-    # every message is held for review.
+    # Chat privileges by reputation (0-100): below ``low`` any labelled message (flooding, mild insults) is
+    # held, below ``restricted`` every message is held for review.
     low_reputation: int = Field(50, ge=0, le=100)
     restricted_reputation: int = Field(20, ge=0, le=100)
     # Engagement analysis ("boredom detection") of live streams, sampled every minute by the scheduler.

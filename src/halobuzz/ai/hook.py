@@ -2,8 +2,9 @@
 
 Per message: the stream's region rule set and its owner's blocked terms (cached per stream, see
 ``moderation.terms.ChannelRules``), then the policy. Reputation feeds chat privileges: below
-MODERATION_LOW_REPUTATION a message with a link or personal data is held for review; below
-MODERATION_RESTRICTED_REPUTATION every message is held. Privileged senders (owner, channel
+MODERATION_LOW_REPUTATION a message with any label at all (even ones the policy only reports, such
+as flooding or mild insults) is held for review; below MODERATION_RESTRICTED_REPUTATION every
+message is held. Privileged senders (owner, channel
 moderators, staff) skip blocked terms and reputation rules, not the word lists.
 """
 
@@ -90,6 +91,7 @@ def _verdict(result: Result, policy: Policy, context: MessageContext, privileges
     if not context.privileged:
         if context.reputation < privileges.restricted:
             return Verdict("hold", "message held for review (low reputation)")
-        if context.reputation < privileges.low and ({"spam", "pii"} & result.labels.keys()):
-            return Verdict("hold", "message held for review (links and contact details need a better reputation)")
+        if context.reputation < privileges.low and result.labels:
+            label = max(result.labels, key=lambda k: result.labels[k])
+            return Verdict("hold", f"message held for review ({label}, low reputation)")
     return ALLOW

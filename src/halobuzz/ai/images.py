@@ -44,7 +44,7 @@ def distance(a: str, b: str) -> int:
 
 def _grey(image: Image.Image, size: tuple[int, int]) -> list[int]:
     small = image.convert("L").resize(size, Image.Resampling.LANCZOS)
-    return list(small.getdata())  # type: ignore[arg-type]
+    return list(small.tobytes())  # one byte per grey pixel, row by row
 
 
 def dhash(image: Image.Image) -> str:
