@@ -174,6 +174,8 @@ class TextModerator:
     latin_suffixes: tuple[str, ...] = ()
     deva_suffixes: tuple[str, ...] = ()
     rules: dict[str, RuleSet] = field(default_factory=lambda: dict(BUILTIN_RULES))
+    # A rule set's own terms (normalized words or phrases), matched only in its region.
+    region_words: dict[str, dict[str, Term]] = field(default_factory=dict)
 
     @classmethod
     def default(
@@ -208,8 +210,11 @@ class TextModerator:
         for entry, label, language in extra:
             mod.add(entry, label, language)
         for rule_set in mod.rules.values():
+            table = mod.region_words.setdefault(rule_set.name, {})
             for term, label in rule_set.terms.items():
-                mod.add(term, label, "und")
+                parts = _words_of(term)
+                if parts:
+                    table[" ".join(parts)] = Term(label, "und")
         return mod
 
     def add(self, entry: str, label: str, language: str) -> None:
@@ -327,6 +332,12 @@ class TextModerator:
                 if any(words[i : i + n] == parts for i in range(len(words) - n + 1)):
                     labels["blocked_term"] = 0.95
                     matches.append(" ".join(parts))
+        local = self.region_words.get(rules.name)
+        if local:
+            joined = " ".join(words)
+            for key, term in local.items():
+                if key in words or (" " in key and f" {key} " in f" {joined} "):
+                    hit(term, key)
         abusive = sum(1 for m in matches if m not in blocked_words)
         if abusive >= 2 and "profanity" in labels:
             labels["profanity"] = max(labels["profanity"], 0.92)

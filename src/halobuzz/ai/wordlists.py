@@ -37,7 +37,9 @@ EXCLUDED: frozenset[str] = frozenset(
         "boobs", "busty", "camgirl", "pissed", "pissing", "poof", "rape", "raping", "rapist", "dumb", "stupid",
         "jerk", "crap", "crappy", "porn", "porno", "horny", "tits", "moot", "idiot", "moron", "piss", "bugger",
         "condo", "rando", "swastika", "white power", "neonazi", "ejaculation", "masturbate", "clitoris", "urethra play",
-        "menage a trois", "domination", "strip club", "hooker", "kinky", "smut", "wtf", "🖕", "testbad01",
+        "menage a trois", "domination", "strip club", "hooker", "kinky", "smut", "wtf", "🖕", "testbad01", "cum",
+        # Hindi "chhoot" (missed, a discount) is written "chut" as often as the vulgar word; phrases stay.
+        "chut",
         # romanized Nepali / Hindi / Urdu that are ordinary words or names
         "bhalu", "khate", "khatey", "pakhe", "gula", "turi", "toori", "chaak", "kando", "kundo", "geda", "lado",
         "laado", "rande", "radi", "condo", "bajiya", "chod", "chodna", "sala", "saley", "sali", "saala", "gu",
