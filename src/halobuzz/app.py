@@ -257,9 +257,19 @@ def _install_moderation(runtime: Runtime) -> None:
     rules = ChannelRules(runtime.db)
     runtime.extras["channel_rules"] = rules
 
+    infos: dict[uuid.UUID, tuple[object, chat_hook.ChannelInfo]] = {}
+
     async def channel(stream_id: uuid.UUID) -> chat_hook.ChannelInfo | None:
         found = await rules.get(stream_id)
-        return None if found is None else chat_hook.ChannelInfo(found.region, found.terms)
+        if found is None:
+            return None
+        # One ChannelInfo (and one compiled term list) per cached Channel, not per message.
+        held = infos.get(stream_id)
+        if held is None or held[0] is not found:
+            if len(infos) > 10_000:
+                infos.clear()
+            held = infos[stream_id] = (found, chat_hook.ChannelInfo(found.region, found.terms))
+        return held[1]
 
     privileges = chat_hook.Privileges(low=settings.low_reputation, restricted=settings.restricted_reputation)
     if ai.client is not None:

@@ -13,16 +13,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from halobuzz.ai.engine import EngineClient
-from halobuzz.ai.text import Policy, Result, TextModerator
+from halobuzz.ai.text import CompiledTerms, Policy, Result, TextModerator, compile_terms
 from halobuzz.chat.service import ALLOW, MessageContext, ModerationHook, Verdict
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChannelInfo:
     region: str | None
     terms: tuple[str, ...]
+
+    @cached_property
+    def compiled(self) -> CompiledTerms:
+        return compile_terms(self.terms)
 
 
 # Per stream: its region and its owner's blocked terms.
@@ -51,7 +56,7 @@ def make_chat_hook(
     async def hook(context: MessageContext) -> Verdict:
         info = await channel(context.stream_id)
         region = info.region if info else None
-        terms = () if context.privileged or info is None else info.terms
+        terms = CompiledTerms() if context.privileged or info is None else info.compiled
         result = moderator.analyze(context.text, blocked_terms=terms, region=region)
         rules = moderator.rule_set(region)
         return _verdict(result, rules.policy(policy), context, privileges)

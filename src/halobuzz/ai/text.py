@@ -155,6 +155,26 @@ def _words_of(entry: str) -> list[str]:
     return tokens(entry)
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledTerms:
+    """Blocked terms normalized once (a channel's list is reused for every message)."""
+
+    words: frozenset[str] = frozenset()
+    phrases: tuple[tuple[str, ...], ...] = ()
+
+
+def compile_terms(terms: Iterable[str]) -> CompiledTerms:
+    words: set[str] = set()
+    phrases: list[tuple[str, ...]] = []
+    for raw in terms:
+        parts = tokens(raw)
+        if len(parts) == 1:
+            words.add(parts[0])
+        elif parts:
+            phrases.append(tuple(parts))
+    return CompiledTerms(frozenset(words), tuple(phrases))
+
+
 @dataclass
 class TextModerator:
     """Precomputed word lists; `analyze` is thread-safe and allocation-light."""
@@ -281,20 +301,17 @@ class TextModerator:
                     return term
         return None
 
-    def analyze(self, text: str, *, blocked_terms: Iterable[str] = (), region: str | None = None) -> Result:
+    def analyze(
+        self, text: str, *, blocked_terms: Iterable[str] | CompiledTerms = (), region: str | None = None
+    ) -> Result:
         rules = self.rule_set(region)
         labels: dict[str, float] = {}
         matches: list[str] = []
         language = detect_script(text)
         words = tokens(text)
-        blocked_words: set[str] = set()
-        blocked_phrases: list[list[str]] = []
-        for raw in blocked_terms:
-            parts = tokens(raw)
-            if len(parts) == 1:
-                blocked_words.add(parts[0])
-            elif parts:
-                blocked_phrases.append(parts)
+        compiled = blocked_terms if isinstance(blocked_terms, CompiledTerms) else compile_terms(blocked_terms)
+        blocked_words = compiled.words
+        blocked_phrases = compiled.phrases
         conf = rules.confidence
 
         def hit(term: Term, word: str) -> None:
@@ -327,8 +344,8 @@ class TextModerator:
                     phrase = self.phrases.get(key)
                     if phrase is not None:
                         hit(phrase, key)
-            for parts in blocked_phrases:
-                n = len(parts)
+            for phrase in blocked_phrases:
+                parts, n = list(phrase), len(phrase)
                 if any(words[i : i + n] == parts for i in range(len(words) - n + 1)):
                     labels["blocked_term"] = 0.95
                     matches.append(" ".join(parts))
