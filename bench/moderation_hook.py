@@ -42,7 +42,7 @@ async def measure(fn: Callable[[MessageContext], Awaitable[object]], contexts: l
 
 
 async def main() -> None:
-    terms = tuple(f"rivalchannel{i}" for i in range(49)) + ("free coins",)
+    terms = (*(f"rivalchannel{i}" for i in range(49)), "free coins")
     info = ChannelInfo("np", terms)
 
     async def channel(_stream_id: uuid.UUID) -> ChannelInfo:
@@ -50,7 +50,7 @@ async def main() -> None:
 
     hook = make_chat_hook(TextModerator.default(), Policy(), channel=channel)
     ids = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    texts = [text for _, text, _ in EVAL_SET] + ["a normal chat message of ordinary length, nothing odd " * 3]
+    texts = [*(text for _, text, _ in EVAL_SET), "a normal chat message of ordinary length, nothing odd " * 3]
     contexts = [MessageContext(ids[0], ids[1], None, ids[2], "bench", t, False, reputation=80) for t in texts]
 
     async def feel(context: MessageContext) -> object:

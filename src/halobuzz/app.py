@@ -55,8 +55,8 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.moderation.api import admin_router as moderation_admin_router
     from halobuzz.moderation.api import router as moderation_router
     from halobuzz.payments.api import admin_router as payments_admin_router
-    from halobuzz.privacy.api import router as privacy_router
     from halobuzz.payments.api import router as payments_router
+    from halobuzz.privacy.api import router as privacy_router
     from halobuzz.streams.api import categories_router, streams_router
     from halobuzz.webhooks.api import router as webhooks_admin_router
 

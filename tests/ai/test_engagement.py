@@ -61,7 +61,11 @@ async def test_the_minute_job_hints_the_owner_once_per_cooldown(app, live, socke
             )
         session.add(
             EngagementSample(
-                stream_id=stream.id, broadcast_id=stream.current_broadcast_id, at=now - timedelta(minutes=1), viewers=20, messages=1
+                stream_id=stream.id,
+                broadcast_id=stream.current_broadcast_id,
+                at=now - timedelta(minutes=1),
+                viewers=20,
+                messages=1,
             )
         )
         await session.execute(update(Stream).where(Stream.id == stream.id).values(viewer_count=18))

@@ -96,9 +96,21 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 async def test_sentiment_tags_and_engagement_over_http(engine_url: str) -> None:
     async with httpx.AsyncClient(base_url=engine_url) as http:
         for path, payload, check in (
-            ("/v1/sentiment", {"text": "this stream is great"}, lambda d: d["label"] == "positive" and d["language"] == "en"),
-            ("/v1/sentiment", {"text": "yo stream ekdam ramro cha"}, lambda d: d["label"] == "positive" and d["language"] == "ne"),
-            ("/v1/tags", {"title": "PUBG ranked", "description": "then momo"}, lambda d: d["tags"] == ["gaming", "cooking"]),
+            (
+                "/v1/sentiment",
+                {"text": "this stream is great"},
+                lambda d: d["label"] == "positive" and d["language"] == "en",
+            ),
+            (
+                "/v1/sentiment",
+                {"text": "yo stream ekdam ramro cha"},
+                lambda d: d["label"] == "positive" and d["language"] == "ne",
+            ),
+            (
+                "/v1/tags",
+                {"title": "PUBG ranked", "description": "then momo"},
+                lambda d: d["tags"] == ["gaming", "cooking"],
+            ),
             (
                 "/v1/engagement",
                 {

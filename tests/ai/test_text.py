@@ -36,7 +36,8 @@ def test_postpositions_and_phrases_are_caught(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["kon hai ye", "کون آیا ہے", "chod do yaar", "she graduated cum laude", "the condo is new", "bhalu ko bachha"]
+    "text",
+    ["kon hai ye", "کون آیا ہے", "chod do yaar", "she graduated cum laude", "the condo is new", "bhalu ko bachha"],
 )
 def test_ordinary_words_in_the_packages_lists_stay_clean(text: str) -> None:
     assert moderator.analyze(text).labels == {}
@@ -46,7 +47,9 @@ def test_region_rule_sets() -> None:
     assert moderator.analyze("timi murkha hau").labels == {"insult": 0.45}
     assert policy.decide(moderator.analyze("timi murkha hau")) == "allow"
     assert policy.decide(moderator.analyze("timi murkha hau", region="np")) == "hold"
-    custom = TextModerator.default(rules={"xx": RuleSet.from_dict("xx", {"skip": ["spam"], "terms": {"zorg": "profanity"}})})
+    custom = TextModerator.default(
+        rules={"xx": RuleSet.from_dict("xx", {"skip": ["spam"], "terms": {"zorg": "profanity"}})}
+    )
     assert "spam" not in custom.analyze("see www.example.com", region="xx").labels
     assert custom.analyze("zorg", region="xx").labels == {"profanity": 0.75}
     assert custom.analyze("zorg").labels == {}  # a region's own terms apply in that region only

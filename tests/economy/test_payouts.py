@@ -51,7 +51,10 @@ async def earnings(client: Any, user: Any) -> dict[str, Any]:
 async def test_payout_needs_kyc_and_valid_request(app, client, admin, fan, creator, live_stream, make_gift):
     await earn(app, client, fan, creator, live_stream, make_gift, 10_000)  # 7000 earned
     assert_error(await client.post(f"{API}/payouts", json=BODY, headers=keyed(creator)), 403, "kyc_required")
-    assert_error(await client.post(f"{API}/admin/kyc/users/{creator.id}/revoke", json={"reason": "x"}, headers=creator.headers), 403)
+    assert_error(
+        await client.post(f"{API}/admin/kyc/users/{creator.id}/revoke", json={"reason": "x"}, headers=creator.headers),
+        403,
+    )
     await verify_kyc(client, admin, creator)
     bad = [
         ({**BODY, "currency": "EUR"}, "currency_not_supported"),

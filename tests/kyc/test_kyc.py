@@ -21,7 +21,8 @@ from halobuzz.core.storage import S3Storage
 from halobuzz.kyc.crypto import DecryptionError, Keyring
 from halobuzz.kyc.models import KycDocument
 from tests.conftest import assert_error, client_for
-from tests.core.conftest import SeaweedS3, seaweedfs  # noqa: F401
+from tests.core.conftest import SeaweedS3
+from tests.core.conftest import seaweedfs as seaweedfs
 from tests.kyc.support import API, approve_kyc, document_jpeg, upload
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -108,7 +109,9 @@ async def test_upload_review_approve_and_payout_gate(app, client, make_user):
     body = {"coins": 2000, "currency": "NPR", "method": "esewa", "destination": "9800000000"}
     payout = {**creator.headers, "Idempotency-Key": uuid.uuid4().hex}
     assert_error(await client.post(f"{API}/payouts", json=body, headers=payout), 403, "kyc_required")
-    assert_error(await client.post(f"{API}/admin/kyc/{submission_id}/reject", json={"reason": ""}, headers=admin.headers), 422)
+    assert_error(
+        await client.post(f"{API}/admin/kyc/{submission_id}/reject", json={"reason": ""}, headers=admin.headers), 422
+    )
     approved = await client.post(f"{API}/admin/kyc/{submission_id}/approve", json={}, headers=admin.headers)
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
     assert_error(
@@ -123,7 +126,13 @@ async def test_upload_review_approve_and_payout_gate(app, client, make_user):
     assert_error(await upload(client, creator, scan), 409, "kyc_already_approved")
     told = await events_of(app, "kyc")
     assert told == [
-        {"user_id": str(creator.id), "kind": "kyc", "action": "kyc_approved", "submission_id": submission_id, "reason": None}
+        {
+            "user_id": str(creator.id),
+            "kind": "kyc",
+            "action": "kyc_approved",
+            "submission_id": submission_id,
+            "reason": None,
+        }
     ]
 
 

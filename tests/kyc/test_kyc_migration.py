@@ -19,25 +19,58 @@ async def test_old_flag_becomes_an_approved_submission_and_back(tmp_path):
         await asyncio.to_thread(migrate.upgrade, url, "0004")
         engine = create_async_engine(url)
         user_id, now = uuid.uuid4(), utcnow()
-        columns = {"id": sa.Uuid(), "roles": sa.JSON(), "created_at": sa.DateTime(timezone=True),
-                   "updated_at": sa.DateTime(timezone=True)}  # fmt: skip
-        names = ("id", "username", "username_key", "email", "password_hash", "display_name", "bio", "language",
-                 "timezone", "roles", "creator_status", "status", "follower_count", "following_count", "created_at",
-                 "updated_at")  # fmt: skip
+        columns = {
+            "id": sa.Uuid(),
+            "roles": sa.JSON(),
+            "created_at": sa.DateTime(timezone=True),
+            "updated_at": sa.DateTime(timezone=True),
+        }
+        names = (
+            "id",
+            "username",
+            "username_key",
+            "email",
+            "password_hash",
+            "display_name",
+            "bio",
+            "language",
+            "timezone",
+            "roles",
+            "creator_status",
+            "status",
+            "follower_count",
+            "following_count",
+            "created_at",
+            "updated_at",
+        )
         user = sa.table("user", *(sa.column(c, columns.get(c, sa.String())) for c in names))
         async with engine.begin() as conn:
             await conn.execute(
                 user.insert().values(
-                    id=user_id, username="old", username_key="old", email="old@example.com", password_hash="x",
-                    display_name="old", bio="", language="en", timezone="UTC", roles=["user", "creator"],
-                    creator_status="approved", status="active", follower_count=0, following_count=0,
-                    created_at=now.replace(tzinfo=None), updated_at=now.replace(tzinfo=None),
-                )  # fmt: skip
+                    id=user_id,
+                    username="old",
+                    username_key="old",
+                    email="old@example.com",
+                    password_hash="x",
+                    display_name="old",
+                    bio="",
+                    language="en",
+                    timezone="UTC",
+                    roles=["user", "creator"],
+                    creator_status="approved",
+                    status="active",
+                    follower_count=0,
+                    following_count=0,
+                    created_at=now.replace(tzinfo=None),
+                    updated_at=now.replace(tzinfo=None),
+                )
             )
             kyc = sa.table(
-                "user_kyc", sa.column("user_id", sa.Uuid()), sa.column("verified", sa.Boolean()),
+                "user_kyc",
+                sa.column("user_id", sa.Uuid()),
+                sa.column("verified", sa.Boolean()),
                 sa.column("updated_at", sa.DateTime(timezone=True)),
-            )  # fmt: skip
+            )
             await conn.execute(kyc.insert().values(user_id=user_id, verified=True, updated_at=now.replace(tzinfo=None)))
         await engine.dispose()
         await asyncio.to_thread(migrate.upgrade, url, "0008")

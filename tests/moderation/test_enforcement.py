@@ -18,9 +18,10 @@ API = "/api/v1"
 
 async def decide(http: Any, mod: Any, target_type: str, target_id: str, reporter: Any, **decision: Any) -> dict:
     r = await http.post(
-        f"{API}/reports", json={"target_type": target_type, "target_id": target_id, "reason": "harassment"},
+        f"{API}/reports",
+        json={"target_type": target_type, "target_id": target_id, "reason": "harassment"},
         headers=reporter.headers,
-    )  # fmt: skip
+    )
     assert r.status_code == 201, r.text
     case_id = r.json()["case_id"]
     assert (await http.post(f"{API}/moderation/cases/{case_id}/claim", headers=mod.headers)).status_code == 200
@@ -92,7 +93,9 @@ async def test_actions_take_effect_and_appeals_reverse_them(app, live, sockets, 
 
     # Appeals: once each; a different moderator reverses; the effect is undone.
     for action, text in ((timed, "it was a joke"), (muted, "I was answering a question"), (removed, "context")):
-        r = await http.post(f"{API}/moderation/actions/{action['id']}/appeal", json={"text": text}, headers=troll.headers)
+        r = await http.post(
+            f"{API}/moderation/actions/{action['id']}/appeal", json={"text": text}, headers=troll.headers
+        )
         assert r.status_code == 201, r.text
         verdict = {"reverse": True, "reason": "too harsh"}
         url = f"{API}/moderation/appeals/{r.json()['id']}/decision"
@@ -120,8 +123,12 @@ async def test_actions_take_effect_and_appeals_reverse_them(app, live, sockets, 
     assert appeal.status_code == 201, appeal.text
     url = f"{API}/moderation/appeals/{appeal.json()['id']}/decision"
     assert_error(await http.post(url, json={"reverse": True, "reason": "ok"}, headers=mod_b.headers), 403)
-    assert (await http.post(url, json={"reverse": True, "reason": "first offence"}, headers=admin_b.headers)).status_code == 200
-    assert (await http.post(f"{API}/auth/login", json={"login": troll.username, "password": PASSWORD})).status_code == 200
+    assert (
+        await http.post(url, json={"reverse": True, "reason": "first offence"}, headers=admin_b.headers)
+    ).status_code == 200
+    assert (
+        await http.post(f"{API}/auth/login", json={"login": troll.username, "password": PASSWORD})
+    ).status_code == 200
 
 
 async def _true(value: bool) -> bool:
@@ -177,7 +184,9 @@ async def test_creators_manage_blocked_terms(app, live, sockets, make_user):
     owner_socket = sockets()
     await owner_socket.connect(server, owner.access_token)
     await joined(owner_socket, stream)
-    assert (await owner_socket.call("send_message", {"stream_id": stream, "text": "no otherchannel talk"}))["ok"] is True
+    assert (await owner_socket.call("send_message", {"stream_id": stream, "text": "no otherchannel talk"}))[
+        "ok"
+    ] is True
     assert (await http.delete(f"{url}/OtherChannel", headers=owner.headers)).status_code == 204
     assert [t["term"] for t in (await http.get(url, headers=owner.headers)).json()["items"]] == ["free coins"]
     assert (await client.call("send_message", {"stream_id": stream, "text": "go watch otherchannel"}))["ok"] is True

@@ -12,7 +12,7 @@ from halobuzz.chat.models import ChatMessage
 from halobuzz.economy.models import LedgerEntry
 from tests.conftest import PASSWORD, assert_error
 from tests.economy.conftest import grant_coins, verify
-from tests.kyc.support import document_jpeg, upload
+from tests.kyc.support import approve_kyc, document_jpeg, upload
 from tests.realtime.support import create_stream, eventually, joined, live, sockets
 
 __all__ = ["live", "sockets"]
@@ -72,7 +72,9 @@ async def test_export_then_delete(app, live, sockets, make_user):
     # Deletion needs the password and the confirmation words.
     url = f"{API}/users/me/delete"
     assert_error(
-        await http.post(url, json={"password": PASSWORD, "confirm": "yes"}, headers=me.headers), 422, "confirmation_required"
+        await http.post(url, json={"password": PASSWORD, "confirm": "yes"}, headers=me.headers),
+        422,
+        "confirmation_required",
     )
     assert_error(
         await http.post(url, json={"password": "wrong", "confirm": "delete my account"}, headers=me.headers),
@@ -121,11 +123,36 @@ async def _no_files(path) -> bool:
     return not [p for p in path.rglob("*") if p.is_file()]
 
 
-async def test_deletion_waits_for_a_live_stream_to_end(app, client, make_user):
-    me = await make_user(roles=["creator"])
+async def test_deletion_waits_for_a_live_stream_and_a_pending_payout(app, client, make_user):
+    me, fan, admin = await make_user(roles=["creator"]), await make_user(), await make_user(roles=["admin"])
     r = await client.post(f"{API}/streams", json={"title": "on air"}, headers=me.headers)
-    await client.post(f"{API}/streams/{r.json()['id']}/start", headers=me.headers)
+    stream_id = r.json()["id"]
+    await client.post(f"{API}/streams/{stream_id}/start", headers=me.headers)
     body = {"password": PASSWORD, "confirm": "delete my account"}
     assert_error(await client.post(f"{API}/users/me/delete", json=body, headers=me.headers), 409, "stream_live")
-    await client.post(f"{API}/streams/{r.json()['id']}/end", headers=me.headers)
+    gift = (
+        await client.post(f"{API}/admin/gifts", json={"name": "crown", "coin_price": 2000}, headers=admin.headers)
+    ).json()
+    await grant_coins(app, fan.id, 2000)
+    sent = await client.post(
+        f"{API}/streams/{stream_id}/gifts",
+        json={"gift_id": gift["id"], "quantity": 1},
+        headers={**fan.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert sent.status_code == 200, sent.text
+    await client.post(f"{API}/streams/{stream_id}/end", headers=me.headers)
+    await approve_kyc(client, admin, me)
+    payout = {"coins": 1000, "currency": "NPR", "method": "esewa", "destination": "9800001234"}
+    r = await client.post(f"{API}/payouts", json=payout, headers={**me.headers, "Idempotency-Key": "p"})
+    assert r.status_code == 201, r.text
+    assert_error(await client.post(f"{API}/users/me/delete", json=body, headers=me.headers), 409, "payout_pending")
+    assert (
+        await client.post(f"{API}/admin/payouts/{r.json()['id']}/approve", headers=admin.headers)
+    ).status_code == 200
     assert (await client.post(f"{API}/users/me/delete", json=body, headers=me.headers)).status_code == 200
+    async with app.runtime.db.session(write=False) as session:
+        from halobuzz.economy.payouts_models import Payout
+
+        kept = list(await session.scalars(select(Payout)))
+    assert [(p.coins, p.destination) for p in kept] == [(1000, "****1234")]
+    assert (await verify(app)).ok

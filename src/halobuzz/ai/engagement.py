@@ -37,7 +37,7 @@ class Sample:
 class Report:
     status: str  # ok | insufficient_data | audience_falling | chat_quiet | mood_negative
     signals: list[str] = field(default_factory=list)
-    viewer_change: float | None = None  # recent vs the window's peak (−0.4 = 40 % fewer)
+    viewer_change: float | None = None  # recent vs the window's peak (-0.4 = 40 % fewer)
     chat_change: float | None = None  # recent vs the window's mean rate
     mood: float | None = None
     hint: str | None = None

@@ -16,6 +16,7 @@ dict[str, float]`` (label → confidence). None is configured by default.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 from dataclasses import dataclass
@@ -84,10 +85,8 @@ def hashes_of(data: bytes, *, max_side: int = 8192) -> Hashes:
     image = _open_checked(data, kind, max_side)
     try:
         image.load()
-        try:
+        with contextlib.suppress(Exception):  # a malformed EXIF block only loses the orientation hint
             image = ImageOps.exif_transpose(image)
-        except Exception:  # a malformed EXIF block only loses the orientation hint
-            pass
         return Hashes(phash(image), dhash(image))
     finally:
         image.close()

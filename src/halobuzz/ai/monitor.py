@@ -49,7 +49,11 @@ def push_to_user(runtime: Runtime, user_id: uuid.UUID, event: str, payload: dict
         import asyncio
 
         channel = f"{kv.prefix}rt:ch:{user_room(user_id)}"
-        task = asyncio.get_running_loop().create_task(kv.client.publish(channel, f"{event}\n\n\n{dumps(payload)}"))
+
+        async def publish() -> None:
+            await kv.client.publish(channel, f"{event}\n\n\n{dumps(payload)}")
+
+        task = asyncio.get_running_loop().create_task(publish())
         _pending.add(task)
         task.add_done_callback(_pending.discard)
         return
@@ -94,7 +98,12 @@ async def analyze_stream(runtime: Runtime, *, stream_id: uuid.UUID, at: datetime
             async with session.begin_nested():
                 session.add(
                     EngagementSample(
-                        stream_id=stream_id, broadcast_id=broadcast_id, at=at, viewers=viewers, messages=len(texts), mood=mood
+                        stream_id=stream_id,
+                        broadcast_id=broadcast_id,
+                        at=at,
+                        viewers=viewers,
+                        messages=len(texts),
+                        mood=mood,
                     )
                 )
         except IntegrityError:  # this minute was sampled already (a repeated slot)
@@ -123,7 +132,9 @@ async def analyze_stream(runtime: Runtime, *, stream_id: uuid.UUID, at: datetime
         if recent:
             return report
         session.add(
-            EngagementHint(stream_id=stream_id, broadcast_id=broadcast_id, status=report.status, hint=report.hint, created_at=at)
+            EngagementHint(
+                stream_id=stream_id, broadcast_id=broadcast_id, status=report.status, hint=report.hint, created_at=at
+            )
         )
         payload = {"stream_id": stream_id, "broadcast_id": broadcast_id, "at": at, **report.as_dict()}
         after_commit(session, lambda: push_to_user(runtime, owner_id, EVENT, payload))

@@ -9,7 +9,6 @@ reports ``insufficient_data``: requests never fail because the engine is down.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from halobuzz.ai import engagement, sentiment, tags
 from halobuzz.ai.engine import EngineClient
@@ -73,7 +72,9 @@ class AI:
     async def engagement(self, samples: list[engagement.Sample]) -> engagement.Report:
         s = self.settings
         if self.client is not None:
-            return await self.client.engagement(samples, viewer_drop=s.engagement_viewer_drop, chat_drop=s.engagement_chat_drop)
+            return await self.client.engagement(
+                samples, viewer_drop=s.engagement_viewer_drop, chat_drop=s.engagement_chat_drop
+            )
         return engagement.analyze(samples, viewer_drop=s.engagement_viewer_drop, chat_drop=s.engagement_chat_drop)
 
     async def close(self) -> None:
@@ -97,8 +98,9 @@ def build(runtime: Runtime) -> AI:
 
 def ai_of(runtime: Runtime) -> AI:
     """The process's AI service (built on first use)."""
-    found: Any = runtime.extras.get("ai")
-    if not isinstance(found, AI):
-        found = build(runtime)
-        runtime.extras["ai"] = found
-    return found
+    found = runtime.extras.get("ai")
+    if isinstance(found, AI):
+        return found
+    made = build(runtime)
+    runtime.extras["ai"] = made
+    return made

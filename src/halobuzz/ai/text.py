@@ -230,11 +230,11 @@ class TextModerator:
         for entry, label, language in extra:
             mod.add(entry, label, language)
         for rule_set in mod.rules.values():
-            table = mod.region_words.setdefault(rule_set.name, {})
+            region_table = mod.region_words.setdefault(rule_set.name, {})
             for term, label in rule_set.terms.items():
                 parts = _words_of(term)
                 if parts:
-                    table[" ".join(parts)] = Term(label, "und")
+                    region_table[" ".join(parts)] = Term(label, "und")
         return mod
 
     def add(self, entry: str, label: str, language: str) -> None:
@@ -344,11 +344,11 @@ class TextModerator:
                     phrase = self.phrases.get(key)
                     if phrase is not None:
                         hit(phrase, key)
-            for phrase in blocked_phrases:
-                parts, n = list(phrase), len(phrase)
-                if any(words[i : i + n] == parts for i in range(len(words) - n + 1)):
+            for blocked_phrase in blocked_phrases:
+                seq, n = list(blocked_phrase), len(blocked_phrase)
+                if any(words[i : i + n] == seq for i in range(len(words) - n + 1)):
                     labels["blocked_term"] = 0.95
-                    matches.append(" ".join(parts))
+                    matches.append(" ".join(seq))
         local = self.region_words.get(rules.name)
         if local:
             joined = " ".join(words)

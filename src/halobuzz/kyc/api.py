@@ -28,7 +28,11 @@ class DocumentOut(BaseModel):
     @classmethod
     def of(cls, doc: KycDocument) -> DocumentOut:
         return cls(
-            id=doc.id, document_type=doc.document_type, content_type=doc.content_type, size=doc.size, created_at=doc.created_at
+            id=doc.id,
+            document_type=doc.document_type,
+            content_type=doc.content_type,
+            size=doc.size,
+            created_at=doc.created_at,
         )
 
 
@@ -231,5 +235,8 @@ async def reencrypt(
 ) -> ReencryptOut:
     result = await service.reencrypt_batch(session=session, runtime=rt, limit=limit)
     return ReencryptOut(
-        reencrypted=result.reencrypted, failed=result.failed, remaining=result.remaining, active_key_id=result.active_key_id
+        reencrypted=result.reencrypted,
+        failed=result.failed,
+        remaining=result.remaining,
+        active_key_id=result.active_key_id,
     )

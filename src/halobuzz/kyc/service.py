@@ -128,7 +128,9 @@ def sniff_document(data: bytes) -> str:
             width, height = image.size
             image.verify()
     except Exception as exc:  # Pillow raises assorted types on bad input
-        raise InvalidInput("the image could not be read; upload a clear photo or scan", code="invalid_document") from exc
+        raise InvalidInput(
+            "the image could not be read; upload a clear photo or scan", code="invalid_document"
+        ) from exc
     if width < 200 or height < 200:
         raise InvalidInput(
             f"the image is {width}x{height} pixels; documents must be at least 200x200 to be readable",
@@ -214,9 +216,7 @@ async def add_document(
     if document_type not in DOCUMENT_TYPES:
         raise InvalidInput(f"document_type must be one of {', '.join(DOCUMENT_TYPES)}", code="invalid_document_type")
     if len(data) > limits.max_document_bytes:
-        raise PayloadTooLarge(
-            f"a document may be at most {limits.max_document_bytes} bytes", code="document_too_large"
-        )
+        raise PayloadTooLarge(f"a document may be at most {limits.max_document_bytes} bytes", code="document_too_large")
     if not data:
         raise InvalidInput("the uploaded file is empty", code="invalid_document")
     content_type = await asyncio.to_thread(sniff_document, data)
@@ -332,8 +332,12 @@ async def list_submissions(
         query = query.where(KycSubmission.status == status)
     if cursor:
         at, sid = decode_cursor(cursor, datetime, uuid.UUID)
-        query = query.where((KycSubmission.created_at > at) | ((KycSubmission.created_at == at) & (KycSubmission.id > sid)))
-    rows = list((await session.execute(query.order_by(KycSubmission.created_at, KycSubmission.id).limit(limit + 1))).all())
+        query = query.where(
+            (KycSubmission.created_at > at) | ((KycSubmission.created_at == at) & (KycSubmission.id > sid))
+        )
+    rows = list(
+        (await session.execute(query.order_by(KycSubmission.created_at, KycSubmission.id).limit(limit + 1))).all()
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1][0].created_at, rows[-1][0].id) if more else None
@@ -399,9 +403,7 @@ async def decide(
     user_agent: str | None,
 ) -> KycSubmission:
     """Approve or reject a pending submission (admins) exactly once; the user is told through the outbox."""
-    submission = await session.scalar(
-        select(KycSubmission).where(KycSubmission.id == submission_id).with_for_update()
-    )
+    submission = await session.scalar(select(KycSubmission).where(KycSubmission.id == submission_id).with_for_update())
     if submission is None:
         raise NotFound("no such KYC submission", code="submission_not_found")
     if submission.status != KycStatus.PENDING:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from halobuzz.accounts.deps import AdminUser, CreatorUser, CurrentUser, ModeratorUser, current_user
+from halobuzz.accounts.deps import CreatorUser, CurrentUser, ModeratorUser, current_user
 from halobuzz.accounts.models import User, UserStatus
 from halobuzz.ai.service import ai_of
 from halobuzz.core.deps import PageDep, RequestMetaDep, RuntimeDep, SessionDep
@@ -257,9 +257,7 @@ async def add_image_block_by_hash(body: BlockIn, session: SessionDep, actor: Mod
     return _block_out(row)
 
 
-@admin_router.post(
-    "/image-blocklist/upload", status_code=201, summary="Block an image by uploading it (moderators)"
-)
+@admin_router.post("/image-blocklist/upload", status_code=201, summary="Block an image by uploading it (moderators)")
 async def add_image_block_by_upload(
     session: SessionDep,
     actor: ModeratorUser,

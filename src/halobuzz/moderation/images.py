@@ -8,6 +8,7 @@ A refused upload is 422 ``image_blocked`` (a blocklist match: the distances are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import uuid
@@ -42,7 +43,9 @@ def classifier_of(runtime: Runtime) -> ImageClassifier | None:
     return found  # type: ignore[no-any-return]
 
 
-async def matching_block(*, session: AsyncSession, hashes: Hashes, threshold: int) -> tuple[ImageBlock, int, int] | None:
+async def matching_block(
+    *, session: AsyncSession, hashes: Hashes, threshold: int
+) -> tuple[ImageBlock, int, int] | None:
     """The closest blocklist entry whose pHash and dHash are both within ``threshold`` bits."""
     best: tuple[ImageBlock, int, int] | None = None
     for row in await session.scalars(select(ImageBlock)):
@@ -63,7 +66,9 @@ async def screen_image(
         found = await matching_block(session=session, hashes=hashes, threshold=settings.image_hash_distance)
         if found is not None:
             row, p, d = found
-            _audit_refusal(session, runtime, actor, purpose, {"block_id": str(row.id), "phash_distance": p, "dhash_distance": d})
+            _audit_refusal(
+                session, runtime, actor, purpose, {"block_id": str(row.id), "phash_distance": p, "dhash_distance": d}
+            )
             raise InvalidInput(
                 "this image is not allowed here (it matches an image on the blocklist)",
                 code="image_blocked",
@@ -104,7 +109,13 @@ def _audit_refusal(
 
 
 async def add_block(
-    *, session: AsyncSession, actor: User, reason: str, image: bytes | None = None, phash: str | None = None, dhash: str | None = None
+    *,
+    session: AsyncSession,
+    actor: User,
+    reason: str,
+    image: bytes | None = None,
+    phash: str | None = None,
+    dhash: str | None = None,
 ) -> ImageBlock:
     """Block an image (from the file itself, or from its two hashes)."""
     if image is not None:
@@ -169,15 +180,15 @@ def normalize_cover(data: bytes, *, max_side: int) -> bytes:
     image = _open_checked(data, kind, max_side)
     try:
         image.load()
-        try:
+        with contextlib.suppress(Exception):  # a malformed EXIF block only loses the orientation hint
             image = ImageOps.exif_transpose(image)
-        except Exception:  # a malformed EXIF block only loses the orientation hint
-            pass
         cover = ImageOps.fit(image.convert("RGB"), THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
     except (InvalidInput, UnsupportedImageType):
         raise
     except Exception as exc:  # truncated or corrupt pixel data
-        raise InvalidInput("the image could not be read; upload a valid PNG, JPEG or WebP", code="invalid_image") from exc
+        raise InvalidInput(
+            "the image could not be read; upload a valid PNG, JPEG or WebP", code="invalid_image"
+        ) from exc
     finally:
         image.close()
     out = io.BytesIO()

@@ -71,7 +71,7 @@ async def screen_fields(
 
 async def screen_stream(*, session: AsyncSession, runtime: Runtime, stream: Stream, changed: set[str]) -> str:
     """Screen a stream's new title/description (owner's region rules) and refresh its automatic tags."""
-    fields = {name: getattr(stream, name) for name in ("title", "description") if name in changed}
+    fields: dict[str, str] = {name: getattr(stream, name) for name in ("title", "description") if name in changed}
     if not fields:
         return "allow"
     outcome = await screen_fields(
@@ -90,7 +90,7 @@ async def screen_stream(*, session: AsyncSession, runtime: Runtime, stream: Stre
 
 async def screen_profile(*, session: AsyncSession, runtime: Runtime, user: User, changed: set[str]) -> str:
     """Screen a user's new display name and bio."""
-    fields = {name: getattr(user, name) for name in ("display_name", "bio") if name in changed}
+    fields: dict[str, str] = {name: getattr(user, name) for name in ("display_name", "bio") if name in changed}
     if not fields:
         return "allow"
     return await screen_fields(

@@ -348,9 +348,7 @@ async def _stream_of_case(session: AsyncSession, case: ModerationCase, stream_id
     return stream_id
 
 
-async def _remove_content(
-    session: AsyncSession, runtime: Runtime, actor: User, case: ModerationCase
-) -> dict[str, Any]:
+async def _remove_content(session: AsyncSession, runtime: Runtime, actor: User, case: ModerationCase) -> dict[str, Any]:
     """Take the reported content down; returns what is needed to put it back after a reversed appeal."""
     from halobuzz.realtime.asgi import gateway_of
 
@@ -361,7 +359,12 @@ async def _remove_content(
             raise NotFound("the message is gone", code="target_not_found")
         gateway = gateway_of(runtime)
         await chat_service.delete_message(
-            session=session, actor=actor, stream_id=message.stream_id, message_id=message.id, recent=gateway, events=gateway
+            session=session,
+            actor=actor,
+            stream_id=message.stream_id,
+            message_id=message.id,
+            recent=gateway,
+            events=gateway,
         )
         return {"message_id": str(message.id), "stream_id": str(message.stream_id)}
     if case.target_type == "user":

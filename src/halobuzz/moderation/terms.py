@@ -33,12 +33,16 @@ def term_key(term: str) -> str:
 
 async def list_terms(*, session: AsyncSession, owner_id: uuid.UUID) -> list[ChannelBlockedTerm]:
     rows = await session.scalars(
-        select(ChannelBlockedTerm).where(ChannelBlockedTerm.owner_id == owner_id).order_by(ChannelBlockedTerm.created_at)
+        select(ChannelBlockedTerm)
+        .where(ChannelBlockedTerm.owner_id == owner_id)
+        .order_by(ChannelBlockedTerm.created_at)
     )
     return list(rows)
 
 
-async def add_terms(*, session: AsyncSession, actor: User, terms: list[str], rules: ChannelRules | None = None) -> list[ChannelBlockedTerm]:
+async def add_terms(
+    *, session: AsyncSession, actor: User, terms: list[str], rules: ChannelRules | None = None
+) -> list[ChannelBlockedTerm]:
     """Block terms in the actor's channels (idempotent per term); returns the whole list."""
     clean: dict[str, str] = {}
     for raw in terms:
@@ -61,9 +65,13 @@ async def add_terms(*, session: AsyncSession, actor: User, terms: list[str], rul
             pass
     if new:
         await audit.record(
-            session, action="chat_blocked_terms_add", actor_id=actor.id, target_type="user", target_id=actor.id,
+            session,
+            action="chat_blocked_terms_add",
+            actor_id=actor.id,
+            target_type="user",
+            target_id=actor.id,
             details={"terms": sorted(new.values())},
-        )  # fmt: skip
+        )
     _changed(session, rules, actor.id)
     return await list_terms(session=session, owner_id=actor.id)
 
@@ -71,13 +79,19 @@ async def add_terms(*, session: AsyncSession, actor: User, terms: list[str], rul
 async def remove_term(*, session: AsyncSession, actor: User, term: str, rules: ChannelRules | None = None) -> None:
     """Unblock a term (idempotent)."""
     result = await session.execute(
-        delete(ChannelBlockedTerm).where(ChannelBlockedTerm.owner_id == actor.id, ChannelBlockedTerm.term_key == term_key(term))
+        delete(ChannelBlockedTerm).where(
+            ChannelBlockedTerm.owner_id == actor.id, ChannelBlockedTerm.term_key == term_key(term)
+        )
     )
     if getattr(result, "rowcount", 0):
         await audit.record(
-            session, action="chat_blocked_terms_remove", actor_id=actor.id, target_type="user", target_id=actor.id,
+            session,
+            action="chat_blocked_terms_remove",
+            actor_id=actor.id,
+            target_type="user",
+            target_id=actor.id,
             details={"term": term},
-        )  # fmt: skip
+        )
     _changed(session, rules, actor.id)
 
 
@@ -110,7 +124,9 @@ class ChannelRules:
             if row is None:
                 return None
             terms = tuple(
-                await session.scalars(select(ChannelBlockedTerm.term_key).where(ChannelBlockedTerm.owner_id == row.owner_id))
+                await session.scalars(
+                    select(ChannelBlockedTerm.term_key).where(ChannelBlockedTerm.owner_id == row.owner_id)
+                )
             )
         channel = Channel(row.region, row.owner_id, terms)
         if len(self._cache) > 10_000:
@@ -121,5 +137,3 @@ class ChannelRules:
     def forget_owner(self, owner_id: uuid.UUID) -> None:
         for key in [k for k, (_, c) in self._cache.items() if c.owner_id == owner_id]:
             self._cache.pop(key, None)
-
-

@@ -49,5 +49,7 @@ async def delete_account(
     if body.confirm.strip().lower() != CONFIRMATION:
         raise InvalidInput(f"to delete your account send confirm: {CONFIRMATION!r}", code="confirmation_required")
     await accounts_service._check_own_password(rt, actor=user, password=body.password, ip=meta.ip)
-    counts = await service.delete_account(session=session, runtime=rt, user=user, ip=meta.ip, user_agent=meta.user_agent)
+    counts = await service.delete_account(
+        session=session, runtime=rt, user=user, ip=meta.ip, user_agent=meta.user_agent
+    )
     return {"deleted": True, **counts}

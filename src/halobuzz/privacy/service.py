@@ -56,7 +56,9 @@ from halobuzz.streams.models import Broadcast, Stream, StreamStatus
 
 EXPORT_VERSION = 1
 # Columns never exported (secrets, or hashes of them).
-SECRET_COLUMNS = frozenset({"password_hash", "totp_secret", "token_hash", "code_hash", "stream_key_hash", "storage_key"})
+SECRET_COLUMNS = frozenset(
+    {"password_hash", "totp_secret", "token_hash", "code_hash", "stream_key_hash", "storage_key"}
+)
 DELETED_NAME = "Deleted user"
 
 
@@ -125,20 +127,31 @@ async def export_user_data(*, session: AsyncSession, runtime: Runtime, user: Use
         "generated_at": utcnow().isoformat(),
         "user_id": str(uid),
         "profile": profile,
-        "sessions": await _rows(session, select(AuthSession).where(AuthSession.user_id == uid).order_by(AuthSession.created_at)),
-        "following": [{"user_id": str(r.id), "username": r.username, "since": r.created_at.isoformat()} for r in following],
-        "followers": [{"user_id": str(r.id), "username": r.username, "since": r.created_at.isoformat()} for r in followers],
+        "sessions": await _rows(
+            session, select(AuthSession).where(AuthSession.user_id == uid).order_by(AuthSession.created_at)
+        ),
+        "following": [
+            {"user_id": str(r.id), "username": r.username, "since": r.created_at.isoformat()} for r in following
+        ],
+        "followers": [
+            {"user_id": str(r.id), "username": r.username, "since": r.created_at.isoformat()} for r in followers
+        ],
         "blocks": await _rows(session, select(Block).where(Block.blocker_id == uid)),
         "streams": await _rows(session, select(Stream).where(Stream.owner_id == uid).order_by(Stream.created_at)),
         "broadcasts": await _rows(
             session,
-            select(Broadcast).join(Stream, Stream.id == Broadcast.stream_id).where(Stream.owner_id == uid).order_by(Broadcast.started_at),
+            select(Broadcast)
+            .join(Stream, Stream.id == Broadcast.stream_id)
+            .where(Stream.owner_id == uid)
+            .order_by(Broadcast.started_at),
         ),
         "recordings": await _rows(session, select(Recording).where(Recording.owner_id == uid)),
         "chat_messages": await _rows(
             session, select(ChatMessage).where(ChatMessage.user_id == uid).order_by(ChatMessage.created_at)
         ),
-        "gifts_sent": await _rows(session, select(GiftSent).where(GiftSent.sender_id == uid).order_by(GiftSent.created_at)),
+        "gifts_sent": await _rows(
+            session, select(GiftSent).where(GiftSent.sender_id == uid).order_by(GiftSent.created_at)
+        ),
         "gifts_received": await _rows(
             session, select(GiftSent).where(GiftSent.receiver_id == uid).order_by(GiftSent.created_at)
         ),
@@ -150,9 +163,7 @@ async def export_user_data(*, session: AsyncSession, runtime: Runtime, user: Use
             session, select(PaymentIntent).where(PaymentIntent.user_id == uid).order_by(PaymentIntent.created_at)
         ),
         "payouts": await _rows(session, select(Payout).where(Payout.user_id == uid).order_by(Payout.created_at)),
-        "reports_made": [
-            {**_row(r), "target_type": t, "target_id": tid} for r, t, tid in reports
-        ],
+        "reports_made": [{**_row(r), "target_type": t, "target_id": tid} for r, t, tid in reports],
         "moderation_actions": await _rows(
             session, select(ModerationAction).where(ModerationAction.subject_user_id == uid)
         ),
@@ -172,9 +183,14 @@ async def export_user_data(*, session: AsyncSession, runtime: Runtime, user: Use
 async def record_export(*, runtime: Runtime, user: User, ip: str | None, user_agent: str | None) -> None:
     async with runtime.db.session() as session:
         await audit.record(
-            session, action="privacy.export", actor_id=user.id, target_type="user", target_id=user.id, ip=ip,
+            session,
+            action="privacy.export",
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            ip=ip,
             user_agent=user_agent,
-        )  # fmt: skip
+        )
 
 
 def _delete_after_commit(session: AsyncSession, runtime: Runtime, key: str) -> None:
@@ -200,7 +216,9 @@ async def delete_account(
     if pending is not None:
         raise Conflict("a payout of yours is still pending; wait until it is paid or rejected", code="payout_pending")
     live = await session.scalar(
-        select(Stream.id).where(Stream.owner_id == uid, Stream.status == StreamStatus.LIVE.value, Stream.deleted_at.is_(None))
+        select(Stream.id).where(
+            Stream.owner_id == uid, Stream.status == StreamStatus.LIVE.value, Stream.deleted_at.is_(None)
+        )
     )
     if live is not None:
         raise Conflict("end your live stream first", code="stream_live")
@@ -250,7 +268,10 @@ async def delete_account(
     )
     counts["messages_erased"] = int(getattr(result, "rowcount", 0) or 0)
     await session.execute(
-        update(ModerationAppeal).where(ModerationAppeal.user_id == uid).values(text="").execution_options(synchronize_session=False)
+        update(ModerationAppeal)
+        .where(ModerationAppeal.user_id == uid)
+        .values(text="")
+        .execution_options(synchronize_session=False)
     )
     await session.execute(
         update(ModerationReport)
@@ -260,7 +281,9 @@ async def delete_account(
     )
 
     # Their channels: deleted, keys made unusable, covers removed; recordings withdrawn.
-    for stream in list(await session.scalars(select(Stream).where(Stream.owner_id == uid, Stream.deleted_at.is_(None)))):
+    for stream in list(
+        await session.scalars(select(Stream).where(Stream.owner_id == uid, Stream.deleted_at.is_(None)))
+    ):
         if stream.thumbnail_key:
             _delete_after_commit(session, runtime, stream.thumbnail_key)
         stream.title, stream.description, stream.tags, stream.auto_tags = "Deleted stream", "", [], []
