@@ -144,6 +144,11 @@ EXCLUDED: frozenset[str] = frozenset(
         "cum",
         # Hindi "chhoot" (missed, a discount) is written "chut" as often as the vulgar word; phrases stay.
         "chut",
+        # Entries that normalise to ordinary words or strings ("xxx" squeezes to "xx"; "s&m" to "sm").
+        "xxx",
+        "s&m",
+        "hoe",
+        "tit",
         # romanized Nepali / Hindi / Urdu that are ordinary words or names
         "bhalu",
         "khate",
