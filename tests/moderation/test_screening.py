@@ -109,6 +109,17 @@ async def test_image_blocklist_and_classifier(app_factory, make_user):
             await client.post(url, json={"phash": "zz" * 8, "dhash": "0" * 16, "reason": "x"}, headers=mod.headers), 422
         )
 
+        # Broken or foreign files are refused with a clear 4xx, never a 500.
+        for data, status in ((bad[: len(bad) // 3], 422), (b"GIF89a" + b"\0" * 64, 415), (b"", 422)):
+            r = await client.post(
+                f"{url}/upload", data={"reason": "x"}, files={"file": ("b.png", data, "image/png")}, headers=mod.headers
+            )
+            assert_error(r, status)
+            r = await client.put(
+                f"{API}/users/me/avatar", files={"file": ("b.png", data, "image/png")}, headers=user.headers
+            )
+            assert 400 <= r.status_code < 500, r.text
+
         # The same picture, smaller and re-encoded as JPEG, is still refused as an avatar and as a cover.
         variant = picture(1, size=(200, 150), fmt="JPEG")
         avatar = await client.put(

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from PIL import Image, ImageOps
 
+from halobuzz.core.errors import InvalidInput
 from halobuzz.core.images import UnsupportedImageType, _open_checked, sniff_image_type
 
 HASH_BITS = 64
@@ -77,8 +78,9 @@ def phash(image: Image.Image) -> str:
     return f"{bits:016x}"
 
 
-def hashes_of(data: bytes, *, max_side: int = 8192) -> Hashes:
-    """The hashes of an encoded image (PNG, JPEG or WebP; checked like uploads). Blocking: use a thread."""
+def open_upright(data: bytes, *, max_side: int) -> Image.Image:
+    """An uploaded image decoded (PNG, JPEG or WebP by content; size checked before decoding) and turned
+    upright; 415 ``unsupported_image_type`` or 422 ``invalid_image``/``image_too_large`` otherwise."""
     kind = sniff_image_type(data)
     if kind is None:
         raise UnsupportedImageType("only PNG, JPEG and WebP images are accepted (checked by content, not by name)")
@@ -86,7 +88,19 @@ def hashes_of(data: bytes, *, max_side: int = 8192) -> Hashes:
     try:
         image.load()
         with contextlib.suppress(Exception):  # a malformed EXIF block only loses the orientation hint
-            image = ImageOps.exif_transpose(image)
+            return ImageOps.exif_transpose(image)
+        return image
+    except Exception as exc:  # truncated or corrupt pixel data
+        image.close()
+        raise InvalidInput(
+            "the image could not be read (corrupt or truncated); upload a valid PNG, JPEG or WebP", code="invalid_image"
+        ) from exc
+
+
+def hashes_of(data: bytes, *, max_side: int = 8192) -> Hashes:
+    """The hashes of an encoded image (PNG, JPEG or WebP; checked like uploads). Blocking: use a thread."""
+    image = open_upright(data, max_side=max_side)
+    try:
         return Hashes(phash(image), dhash(image))
     finally:
         image.close()

@@ -8,7 +8,6 @@ A refused upload is 422 ``image_blocked`` (a blocklist match: the distances are 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import uuid
@@ -21,11 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts.models import User
-from halobuzz.ai.images import Hashes, ImageClassifier, hashes_of, load_classifier, parse_hash
+from halobuzz.ai.images import Hashes, ImageClassifier, hashes_of, load_classifier, open_upright, parse_hash
 from halobuzz.core import audit
 from halobuzz.core.db import after_commit, after_transaction
 from halobuzz.core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from halobuzz.core.images import UnsupportedImageType, _open_checked, sniff_image_type
 from halobuzz.core.pagination import decode_cursor, encode_cursor
 from halobuzz.core.runtime import Runtime
 from halobuzz.moderation.models import ImageBlock
@@ -174,21 +172,9 @@ async def list_blocks(*, session: AsyncSession, limit: int, cursor: str | None) 
 
 def normalize_cover(data: bytes, *, max_side: int) -> bytes:
     """A 16:9 WebP cover (640x360), centre-cropped, metadata dropped. Blocking: use a thread."""
-    kind = sniff_image_type(data)
-    if kind is None:
-        raise UnsupportedImageType("only PNG, JPEG and WebP images are accepted (checked by content, not by name)")
-    image = _open_checked(data, kind, max_side)
+    image = open_upright(data, max_side=max_side)
     try:
-        image.load()
-        with contextlib.suppress(Exception):  # a malformed EXIF block only loses the orientation hint
-            image = ImageOps.exif_transpose(image)
         cover = ImageOps.fit(image.convert("RGB"), THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-    except (InvalidInput, UnsupportedImageType):
-        raise
-    except Exception as exc:  # truncated or corrupt pixel data
-        raise InvalidInput(
-            "the image could not be read; upload a valid PNG, JPEG or WebP", code="invalid_image"
-        ) from exc
     finally:
         image.close()
     out = io.BytesIO()
