@@ -22,6 +22,8 @@ async def test_old_flag_becomes_an_approved_submission_and_back(tmp_path):
         columns = {
             "id": sa.Uuid(),
             "roles": sa.JSON(),
+            "follower_count": sa.Integer(),
+            "following_count": sa.Integer(),
             "created_at": sa.DateTime(timezone=True),
             "updated_at": sa.DateTime(timezone=True),
         }
