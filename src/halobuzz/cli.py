@@ -140,16 +140,18 @@ if __name__ == "__main__":
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=None, type=int, help="Port (default MODERATION_ENGINE_PORT or 5020).")
 def ai_engine(host: str, port: int | None) -> None:
-    """Run the AI engine (text moderation) as its own HTTP service with HMAC-signed requests."""
+    """Run the AI engine (moderation, sentiment, tags, engagement) as its own HTTP service with signed requests."""
     import uvicorn
 
     from halobuzz.ai.engine import create_engine_app
+    from halobuzz.ai.service import rules_from_settings
 
     settings = _settings()
     app = create_engine_app(
         settings.ai_engine_secret.get_secret_value(),
         region=settings.moderation.region,
         window_seconds=settings.moderation.engine_replay_window_seconds,
+        rules=rules_from_settings(settings.moderation),
     )
     uvicorn.run(app, host=host, port=port or settings.moderation.engine_port, log_level="warning")
 
