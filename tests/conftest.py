@@ -67,7 +67,9 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 async def _truncate_all(url: str) -> None:
-    engine = create_async_engine(url)
+    # SQLite: wait for a straggling background write of the app just stopped (a gateway task that
+    # outlived its shutdown's grace) instead of failing after sqlite3's default 5 s.
+    engine = create_async_engine(url, connect_args={"timeout": 60} if url.startswith("sqlite") else {})
     tables = list(reversed(models.Base.metadata.sorted_tables))
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":

@@ -7,6 +7,7 @@ rate limiting → response cache for hot public reads → fast paths for hot rea
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -48,11 +49,15 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.economy.payouts_api import admin_router as payouts_admin_router
     from halobuzz.economy.payouts_api import router as payouts_router
     from halobuzz.jobs.api import router as jobs_admin_router
+    from halobuzz.kyc.api import admin_router as kyc_admin_router
+    from halobuzz.kyc.api import router as kyc_router
     from halobuzz.media.api import router as media_router
+    from halobuzz.moderation.api import admin_router as moderation_admin_router
     from halobuzz.moderation.api import router as moderation_router
     from halobuzz.notifications.api import router as notifications_router
     from halobuzz.payments.api import admin_router as payments_admin_router
     from halobuzz.payments.api import router as payments_router
+    from halobuzz.privacy.api import router as privacy_router
     from halobuzz.streams.api import categories_router, streams_router
     from halobuzz.webhooks.api import router as webhooks_admin_router
 
@@ -60,6 +65,7 @@ def _include_routers(api: FastAPI) -> None:
     # account_router (/users/me/...) goes before users_router so /users/{id} never shadows it.
     for router in (
         auth_router,
+        privacy_router,
         account_router,
         users_router,
         streams_router,
@@ -77,6 +83,9 @@ def _include_routers(api: FastAPI) -> None:
         media_router,
         moderation_router,
         notifications_router,
+        kyc_router,
+        kyc_admin_router,
+        moderation_admin_router,
     ):
         api.include_router(router, prefix=API_PREFIX)
 
@@ -154,6 +163,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         finally:
             await jobs_runner.stop(background)
             await media_plane.close(runtime)
+            await _close_ai(runtime)
             for task in tasks:
                 # redis-py can swallow a cancellation that lands mid-connect; insist until it ends.
                 while not task.done():
@@ -226,29 +236,47 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     return HaloBuzzApp(api, runtime, stack)
 
 
+async def _close_ai(runtime: Runtime) -> None:
+    from halobuzz.ai.service import AI
+
+    found = runtime.extras.get("ai")
+    if isinstance(found, AI):
+        await found.close()
+
+
 def _install_moderation(runtime: Runtime) -> None:
     """Plug the text moderator into the gateway's chat moderation hook (docs/moderation.md)."""
-    from halobuzz.ai.hook import make_chat_hook
-    from halobuzz.ai.text import Policy, TextModerator
-
-    settings = runtime.settings.moderation
+    from halobuzz.ai import hook as chat_hook
+    from halobuzz.ai.service import ai_of
+    from halobuzz.moderation.terms import ChannelRules
     from halobuzz.realtime.gateway import Gateway
 
+    settings = runtime.settings.moderation
     gateway = runtime.extras.get("realtime")
     if not isinstance(gateway, Gateway) or not settings.chat_enabled:
         return
-    policy = Policy(hold=settings.hold_threshold, block=settings.block_threshold)
-    if settings.engine_url:
-        from halobuzz.ai.engine import EngineClient
-        from halobuzz.ai.hook import make_remote_chat_hook
+    ai = ai_of(runtime)
+    rules = ChannelRules(runtime.db)
+    runtime.extras["channel_rules"] = rules
 
-        client = EngineClient(
-            settings.engine_url,
-            runtime.settings.ai_engine_secret.get_secret_value(),
-            on_failure=settings.engine_failure_policy,
-            timeout=settings.engine_timeout_seconds,
-            policy=policy,
+    infos: dict[uuid.UUID, tuple[object, chat_hook.ChannelInfo]] = {}
+
+    async def channel(stream_id: uuid.UUID) -> chat_hook.ChannelInfo | None:
+        found = await rules.get(stream_id)
+        if found is None:
+            return None
+        # One ChannelInfo (and one compiled term list) per cached Channel, not per message.
+        held = infos.get(stream_id)
+        if held is None or held[0] is not found:
+            if len(infos) > 10_000:
+                infos.clear()
+            held = infos[stream_id] = (found, chat_hook.ChannelInfo(found.region, found.terms))
+        return held[1]
+
+    privileges = chat_hook.Privileges(low=settings.low_reputation, restricted=settings.restricted_reputation)
+    if ai.client is not None:
+        gateway.moderation_hook = chat_hook.make_remote_chat_hook(
+            ai.client, ai.policy, moderator=ai.moderator, channel=channel, privileges=privileges
         )
-        gateway.moderation_hook = make_remote_chat_hook(client, policy)
         return
-    gateway.moderation_hook = make_chat_hook(TextModerator.default(settings.region), policy)
+    gateway.moderation_hook = chat_hook.make_chat_hook(ai.moderator, ai.policy, channel=channel, privileges=privileges)

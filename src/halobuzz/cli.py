@@ -140,16 +140,18 @@ if __name__ == "__main__":
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=None, type=int, help="Port (default MODERATION_ENGINE_PORT or 5020).")
 def ai_engine(host: str, port: int | None) -> None:
-    """Run the AI engine (text moderation) as its own HTTP service with HMAC-signed requests."""
+    """Run the AI engine (moderation, sentiment, tags, engagement) as its own HTTP service with signed requests."""
     import uvicorn
 
     from halobuzz.ai.engine import create_engine_app
+    from halobuzz.ai.service import rules_from_settings
 
     settings = _settings()
     app = create_engine_app(
         settings.ai_engine_secret.get_secret_value(),
         region=settings.moderation.region,
         window_seconds=settings.moderation.engine_replay_window_seconds,
+        rules=rules_from_settings(settings.moderation),
     )
     uvicorn.run(app, host=host, port=port or settings.moderation.engine_port, log_level="warning")
 
@@ -187,3 +189,40 @@ def media_nginx_conf(work_dir: str | None) -> None:
     settings = _settings()
     work = Path(work_dir) if work_dir else settings.data_dir / "media" / "nginx"
     click.echo(render_conf(settings, work), nl=False)
+
+
+@main.command("kyc-reencrypt")
+@click.option("--batch-size", default=100, show_default=True, help="Documents per transaction.")
+def kyc_reencrypt(batch_size: int) -> None:
+    """Re-encrypt KYC documents sealed with older keys under KYC_ACTIVE_KEY_ID (run after adding a key)."""
+    from halobuzz.core.runtime import Runtime
+    from halobuzz.kyc import service as kyc_service
+
+    settings = _settings()
+
+    async def run() -> kyc_service.ReencryptResult:
+        runtime = Runtime.build(settings)
+        moved = 0
+
+        def progress(step: kyc_service.ReencryptResult) -> None:
+            nonlocal moved
+            moved += step.reencrypted
+            click.echo(f"re-encrypted {moved} documents; {step.remaining} still under older keys", err=True)
+
+        try:
+            return await kyc_service.reencrypt_all(runtime=runtime, batch_size=batch_size, progress=progress)
+        finally:
+            await runtime.close()
+
+    try:
+        result = asyncio.run(run())
+    except Exception as exc:
+        raise click.ClickException(f"{exc} (check DATABASE_URL, storage and KYC_ENCRYPTION_KEYS)") from exc
+    click.echo(
+        f"done: {result.reencrypted} re-encrypted under key {result.active_key_id!r}, {result.failed} failed, "
+        f"{result.remaining} left under older keys"
+    )
+    if result.remaining:
+        raise click.ClickException(
+            "some documents could not be re-encrypted (see the log: a missing key or file); keep their old key configured"
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -261,6 +261,40 @@ class ModerationSettings(_Section):
     engine_replay_window_seconds: int = Field(300, ge=10)
     # When the engine cannot be reached: let content through ("allow") or hold it for review ("hold").
     engine_failure_policy: Literal["allow", "hold"] = "allow"
+    # Screen profiles (display name, bio) and stream titles/descriptions when they are written.
+    screen_profiles: bool = True
+    # Region rule sets beyond the built-in ones (JSON: {"np": {"skip": ["spam"], "hold": 0.5, "terms": {...}}}).
+    region_rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Images: perceptual-hash blocklist match when the Hamming distance is at most this (of 64 bits).
+    image_hash_distance: int = Field(8, ge=0, le=32)
+    # An image classifier ("package.module:factory"), none by default; scores at or above the threshold refuse.
+    image_classifier: str | None = None
+    image_classifier_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    # Chat privileges by reputation (0-100): below ``low`` any labelled message (flooding, mild insults) is
+    # held, below ``restricted`` every message is held for review.
+    low_reputation: int = Field(50, ge=0, le=100)
+    restricted_reputation: int = Field(20, ge=0, le=100)
+    # Engagement analysis ("boredom detection") of live streams, sampled every minute by the scheduler.
+    engagement_enabled: bool = True
+    engagement_window_minutes: int = Field(10, ge=3, le=120)
+    engagement_viewer_drop: float = Field(0.3, gt=0.0, lt=1.0)
+    engagement_chat_drop: float = Field(0.5, gt=0.0, lt=1.0)
+    engagement_cooldown_minutes: int = Field(10, ge=1)
+
+
+class KycSettings(_Section):
+    """Identity documents for payouts: encryption keys and upload limits (docs/moderation.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="KYC_", env_file=".env", extra="ignore")
+
+    # "id:base64-32-bytes,id2:…" (AES-256-GCM keys); new uploads use ``active_key_id`` (default: the last one).
+    # Unset outside production: a key kept under the data directory; unset in production: uploads are refused.
+    encryption_keys: SecretStr | None = None
+    active_key_id: str | None = None
+    max_document_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_documents: int = Field(6, ge=1, le=20)
+    # S3 bucket for the encrypted files (default: S3_BUCKET); locally they live in <data_dir>/private.
+    s3_bucket: str | None = None
 
 
 class MediaSettings(_Section):
@@ -365,6 +399,7 @@ class Settings(BaseSettings):
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
+    kyc: KycSettings = Field(default_factory=KycSettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -300,6 +300,45 @@ ABUSIVE: dict[str, list[str]] = {
     ],
 }
 
+# Added with the third-party word lists: postpositions glued on, phrases, native scripts, and more hard
+# negatives (ordinary words the packages' lists contain or resemble).
+EXTRA: dict[str, dict[str, list[str]]] = {
+    "en": {
+        "clean": ["the match was so good", "can you play that again", "see you all next week", "new subscriber here"],
+        "hard": ["I live in Middlesex", "the cocktail menu", "a class action suit", "Cockburn is a surname",
+                 "the bass was loud", "we ate at Scunthorpe market", "she graduated cum laude", "the condo is new",
+                 "a random guy joined", "my analyst called", "Dick Van Dyke films", "hard core workout", "pussycat dolls"],
+        "abusive": ["what a dumbass", "you motherfucking clown", "eat shit", "son of a bitch", "go fuck yourself",
+                    "shithead streamer", "you cocksucker", "blowjob for coins", "suck my dick", "you are a wanker",
+                    "fuckface"],
+    },
+    "ne": {
+        "clean": ["दाइ नमस्ते", "ramro gaunu bhayo", "yo khana mitho dekhincha", "malai pani sikaunus"],
+        "hard": ["randip dai lai namaste", "putali ko photo", "kando ma lagyo", "condo kinnu bhayo",
+                 "bhalu ko bachha", "khate bhai ko dokan", "shitij ko ghar", "asha didi", "muna ra madan",
+                 "chaak ma dukhyo", "geda ko khel", "turi ko bato", "sali ko bihe"],
+        "abusive": ["mujiko chora", "tero aama ko", "randiko ban", "मुजीको छोरो", "रण्डीहरू", "machikne khate",
+                    "geda jasto mukh", "chaak ko pwal", "machikneharu", "tan lado khaa", "muji jasto"],
+    },
+    "hi": {
+        "clean": ["kya baat hai bhai", "मज़ा आ गया", "phir se gaana sunao", "bahut accha laga"],
+        "hard": ["maal godam mein hai", "pataka phoda diwali pe", "tatti ka nala", "suar ka maans nahi",
+                 "chakke pe chakka", "najayaz kabza hata", "hawa chal rahi hai", "randeep hooda ki film",
+                 "landlord ne kiraya badhaya", "kutte ko khana do", "chut gaya train", "gandhinagar jaana hai", "paki aam"],
+        "abusive": ["teri maa ki chut", "bhosdike nikal", "madarchodd", "gaandu saala", "chutiyapa band kar",
+                    "kutte ki aulad", "behen ke lode", "bsdk", "lund choos", "chodu bhagat", "randi ki aulad"],
+    },
+    "ur": {
+        "clean": ["بہت شکریہ", "mashallah kya awaz hai", "kal phir live ana", "zabardast khana"],
+        "hard": ["kon aya hai", "کون آیا ہے", "کس نے کہا", "kis ne kaha", "chura bechne wala", "kamal ho gaya",
+                 "ganda pani", "haramain sharif", "kameez ki silai", "beghum ki dawat", "lanterne", "gasht par gaye",
+                 "chuhre ka rang"],
+        "abusive": ["حرامی کی اولاد", "kameeni aurat", "gandu kahin ka", "تو گانڈو ہے", "lanti insaan",
+                    "beghairat aadmi", "behnchod chup kar", "madarchod nikal", "harami kutta", "khanzeer ki aulad",
+                    "رنڈی کی اولاد"],
+    },
+}  # fmt: skip
+
 _LEET = str.maketrans({"o": "0", "i": "1", "e": "3", "a": "4", "s": "5"})
 
 
@@ -319,6 +358,9 @@ def build() -> list[tuple[str, str, bool]]:
         rows += [(language, t, True) for t in ABUSIVE[language]]
         romanized = [t for t in ABUSIVE[language] if t.isascii()]
         rows += [(language, _variants(t, i), True) for i, t in enumerate(romanized[:10])]
+        extra = EXTRA[language]
+        rows += [(language, t, False) for t in extra["clean"] + extra["hard"]]
+        rows += [(language, t, True) for t in extra["abusive"]]
     return rows
 
 

@@ -31,7 +31,8 @@ from halobuzz.core.db import Database
 from halobuzz.core.errors import DomainError
 from halobuzz.economy import fraud, ledger, payouts
 from halobuzz.economy.models import COIN, CoinPackage, LedgerAccount, LedgerEntry, LedgerTransaction
-from halobuzz.economy.payouts_models import Payout, UserKyc
+from halobuzz.economy.payouts_models import Payout
+from halobuzz.kyc.models import KycSubmission
 from halobuzz.payments import refunds
 from halobuzz.payments import service as payments_service
 from halobuzz.payments.models import PaymentEvent, PaymentIntent
@@ -246,7 +247,7 @@ async def test_ledger_state_machine(app, make_user, database_url):
         package = CoinPackage(name=f"p-{uuid.uuid4().hex[:6]}", coins=10, bonus_coins=0, prices={"NPR": 1000})
         s.add(package)
         for u in users:
-            s.add(UserKyc(user_id=u.id, verified=True))
+            s.add(KycSubmission(user_id=u.id, status="approved"))
         await s.flush()
         package_id = package.id
     machine = make_machine(database_url, [u.id for u in users], admin.id, package_id)

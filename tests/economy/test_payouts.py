@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.conftest import assert_error
 from tests.economy.conftest import grant_coins, verify
+from tests.kyc.support import approve_kyc, revoke_kyc
 
 API = "/api/v1"
 
@@ -27,9 +28,11 @@ async def earn(app: Any, client: Any, fan: Any, creator: Any, live_stream: Any, 
 
 
 async def verify_kyc(client: Any, admin: Any, user: Any, verified: bool = True) -> None:
-    r = await client.post(f"{API}/admin/users/{user.id}/kyc", json={"verified": verified}, headers=admin.headers)
-    assert r.status_code == 200, r.text
-    assert r.json() == {"user_id": str(user.id), "verified": verified}
+    """Approve the user's identity documents over the KYC API (or withdraw the approval)."""
+    if verified:
+        await approve_kyc(client, admin, user)
+    else:
+        await revoke_kyc(client, admin, user)
 
 
 def keyed(user: Any, key: str | None = None) -> dict[str, str]:
@@ -49,7 +52,7 @@ async def test_payout_needs_kyc_and_valid_request(app, client, admin, fan, creat
     await earn(app, client, fan, creator, live_stream, make_gift, 10_000)  # 7000 earned
     assert_error(await client.post(f"{API}/payouts", json=BODY, headers=keyed(creator)), 403, "kyc_required")
     assert_error(
-        await client.post(f"{API}/admin/users/{creator.id}/kyc", json={"verified": True}, headers=creator.headers),
+        await client.post(f"{API}/admin/kyc/users/{creator.id}/revoke", json={"reason": "x"}, headers=creator.headers),
         403,
     )
     await verify_kyc(client, admin, creator)

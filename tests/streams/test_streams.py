@@ -25,6 +25,7 @@ STREAM_FIELDS = {
     "owner",
     "category",
     "tags",
+    "auto_tags",
     "language",
     "audio_only",
     "region",

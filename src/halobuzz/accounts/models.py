@@ -66,6 +66,10 @@ class User(UUIDPrimaryKey, Timestamped, Base):
     following_count: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[datetime | None]
+    # Moderation: a platform-wide chat timeout, and the sum of reputation events (score = 100 + sum,
+    # clamped to 0..100), kept here so chat can read it with the sender at no extra query.
+    chat_muted_until: Mapped[datetime | None]
+    reputation_points: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)

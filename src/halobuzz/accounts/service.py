@@ -367,7 +367,14 @@ async def login(
         _audit_in_own_transaction(
             session, runtime.db, **failure, result="refused", details={"reason": f"account_{user.status}"}
         )
-        raise _status_refusal(user)
+        refusal = _status_refusal(user)
+        # After a correct password, a suspended or banned user may still appeal the decision
+        # (docs/moderation.md): a short-lived token good only for the appeal routes.
+        refusal.details = {
+            **(refusal.details or {}),
+            "appeal_token": runtime.jwt.issue_purpose(user_id=user.id, purpose="appeal", ttl=timedelta(hours=1)),
+        }
+        raise refusal
     # Hashed now, before the write transaction begins (on SQLite it is the single writer).
     new_hash = await _hash_password(runtime, password) if runtime.passwords.needs_rehash(user.password_hash) else None
     method = "password"

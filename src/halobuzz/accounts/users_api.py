@@ -18,6 +18,8 @@ from halobuzz.core.deps import PageDep, RuntimeDep, SessionDep
 from halobuzz.core.errors import Unauthorized
 from halobuzz.core.pagination import Page
 from halobuzz.core.runtime import Runtime
+from halobuzz.moderation import images as image_screening
+from halobuzz.moderation import screening
 
 users_router = APIRouter(prefix="/users", tags=["users"])
 
@@ -47,7 +49,9 @@ async def _avatar_upload(
     if rt.sessions.claims(token.strip()) is None:
         raise Unauthorized("access token is invalid or expired; refresh it or sign in again", code="invalid_token")
     data = await file.read(rt.settings.avatar.max_bytes + 1)
-    return await profile.prepare_avatar(data=data, limits=rt.settings.avatar)
+    avatar = await profile.prepare_avatar(data=data, limits=rt.settings.avatar)
+    request.state.avatar_original = data  # screened with the avatar (a crop can hide a blocklist match)
+    return avatar
 
 
 @users_router.get("/me", response_model=MeOut, summary="The signed-in user's account")
@@ -57,7 +61,9 @@ async def get_me(user: CurrentUser, rt: RuntimeDep) -> MeOut:
 
 @users_router.patch("/me", response_model=MeOut, summary="Edit the signed-in user's profile")
 async def update_me(body: ProfileUpdateIn, user: CurrentUser, session: SessionDep, rt: RuntimeDep) -> MeOut:
-    updated = await profile.update_profile(session=session, actor=user, changes=body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    updated = await profile.update_profile(session=session, actor=user, changes=changes)
+    await screening.screen_profile(session=session, runtime=rt, user=updated, changed=set(changes))
     return me_out(updated, rt.storage)
 
 
@@ -68,8 +74,15 @@ async def update_me(body: ProfileUpdateIn, user: CurrentUser, session: SessionDe
     responses={413: {"description": "file too large"}, 415: {"description": "not a PNG, JPEG or WebP image"}},
 )
 async def upload_avatar(
-    image: Annotated[bytes, Depends(_avatar_upload)], user: CurrentUser, session: SessionDep, rt: RuntimeDep
+    request: Request,
+    image: Annotated[bytes, Depends(_avatar_upload)],
+    user: CurrentUser,
+    session: SessionDep,
+    rt: RuntimeDep,
 ) -> MeOut:
+    await image_screening.screen_image(
+        session=session, runtime=rt, images=[request.state.avatar_original, image], purpose="avatar", actor=user
+    )
     updated = await profile.set_avatar(session=session, storage=rt.storage, actor=user, image=image)
     return me_out(updated, rt.storage)
 

@@ -79,6 +79,8 @@ PROFANITY: dict[str, tuple[str, ...]] = {
         "lauda",
         "loda",
         "lodu",
+        "behen ke lode",
+        "bhen ke lode",
     ),
     "ur": (
         "حرامی",
@@ -92,6 +94,7 @@ PROFANITY: dict[str, tuple[str, ...]] = {
         "خنزیر",
         "harami",
         "kameena",
+        "kameeni",
         "kamina",
         "gandu",
         "chutiya",

@@ -127,6 +127,8 @@ class MessageContext:
     # Owner, channel moderator or platform staff: exempt from chat modes, higher rate limit.
     privileged: bool
     modes: ChatModes = field(default_factory=ChatModes)
+    # The sender's reputation (0..100): the moderation hook tightens what low scores may send.
+    reputation: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +262,12 @@ async def check_send(
             )
         if row.blocked is not None:
             raise Forbidden("the stream's owner has blocked you", code="blocked_by_owner")
+        if user.chat_muted_until is not None and user.chat_muted_until > now:
+            raise Forbidden(
+                f"a moderator timed you out of chat until {user.chat_muted_until.isoformat()}",
+                code="timed_out",
+                details={"until": user.chat_muted_until.isoformat(), "scope": "platform"},
+            )
     if not privileged:
         if modes.emote_only and not is_emote_only(text):
             raise Forbidden("this chat is in emote-only mode: send emoji or :emote: codes only", code="emote_only")
@@ -284,6 +292,7 @@ async def check_send(
         text=text,
         privileged=privileged,
         modes=modes,
+        reputation=max(0, min(100, 100 + (user.reputation_points or 0))),
     )
 
 

@@ -137,6 +137,40 @@ class JWTCodec:
         }
         return jwt.encode(claims, self._key, algorithm=self._alg, headers={"typ": "JWT"}), exp
 
+    def issue_purpose(self, *, user_id: uuid.UUID, purpose: str, ttl: timedelta) -> str:
+        """A short-lived token for one purpose (e.g. ``appeal``); never accepted as an access token."""
+        now = utcnow()
+        claims: dict[str, Any] = {
+            "sub": str(user_id),
+            "typ": purpose,
+            "iss": self._iss,
+            "aud": self._aud,
+            "iat": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+        }
+        return jwt.encode(claims, self._key, algorithm=self._alg, headers={"typ": "JWT"})
+
+    def decode_purpose(self, token: str, purpose: str) -> uuid.UUID:
+        """The user id of a token issued by ``issue_purpose`` for ``purpose``; ``TokenError`` otherwise."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._alg],
+                audience=self._aud,
+                issuer=self._iss,
+                options={"require": ["exp", "iat", "sub", "aud", "iss", "typ"]},
+                leeway=5,
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from exc
+        if claims.get("typ") != purpose or purpose == self.ACCESS:
+            raise TokenError(f"not a {purpose} token")
+        try:
+            return uuid.UUID(claims["sub"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise TokenError("malformed claims") from exc
+
     def decode_access(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(

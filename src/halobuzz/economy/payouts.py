@@ -20,31 +20,17 @@ from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from halobuzz.core.pagination import decode_cursor, encode_cursor
 from halobuzz.economy import ledger
 from halobuzz.economy.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from halobuzz.economy.payouts_models import Payout, PayoutStatus, UserKyc
+from halobuzz.economy.payouts_models import Payout, PayoutStatus
+from halobuzz.kyc import service as kyc_service
 
 PENDING_ACCOUNT = ledger.platform("platform_payouts_pending")
 PAID_ACCOUNT = ledger.platform("platform_payouts_paid")
 PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
 
 
-async def set_kyc(*, session: AsyncSession, admin: User, user_id: uuid.UUID, verified: bool) -> UserKyc:
-    """Record whether a user's identity is verified (admins)."""
-    if await session.get(User, user_id) is None:
-        raise NotFound("no such user", code="user_not_found")
-    row = await session.get(UserKyc, user_id, with_for_update=True)
-    if row is None:
-        row = UserKyc(user_id=user_id, verified=verified, updated_by=admin.id, updated_at=utcnow())
-        session.add(row)
-    else:
-        row.verified = verified
-        row.updated_by = admin.id
-        row.updated_at = utcnow()
-    await session.flush()
-    return row
-
-
 async def kyc_verified(*, session: AsyncSession, user_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(select(UserKyc.verified).where(UserKyc.user_id == user_id)))
+    """Whether the user's identity documents were approved (halobuzz.kyc); payouts need it."""
+    return await kyc_service.is_approved(session=session, user_id=user_id)
 
 
 def _request_hash(coins: int, currency: str, method: str, destination: str) -> str:

@@ -1,4 +1,4 @@
-"""Routes: creator payouts, earnings summary, KYC flag, the admin payout queue and economy flags."""
+"""Routes: creator payouts, earnings summary, the admin payout queue and economy flags (KYC: halobuzz.kyc)."""
 
 from __future__ import annotations
 
@@ -50,15 +50,6 @@ class PayoutPageOut(BaseModel):
 
 class RejectIn(BaseModel):
     reason: str = Field("", max_length=500)
-
-
-class KycIn(BaseModel):
-    verified: bool
-
-
-class KycOut(BaseModel):
-    user_id: uuid.UUID
-    verified: bool
 
 
 class EarningsOut(BaseModel):
@@ -134,12 +125,6 @@ async def approve(payout_id: PayoutId, admin: AdminUser, session: SessionDep) ->
 async def reject(payout_id: PayoutId, body: RejectIn, admin: AdminUser, session: SessionDep) -> PayoutOut:
     payout = await payouts.reject_payout(session=session, admin=admin, payout_id=payout_id, reason=body.reason)
     return PayoutOut.model_validate(payout)
-
-
-@admin_router.post("/users/{user_id}/kyc", response_model=KycOut, summary="Set a user's KYC status (admins)")
-async def set_kyc(user_id: uuid.UUID, body: KycIn, admin: AdminUser, session: SessionDep) -> KycOut:
-    row = await payouts.set_kyc(session=session, admin=admin, user_id=user_id, verified=body.verified)
-    return KycOut(user_id=row.user_id, verified=row.verified)
 
 
 class FlagOut(BaseModel):

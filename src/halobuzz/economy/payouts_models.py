@@ -1,4 +1,4 @@
-"""Payout tables: creators' withdrawal requests and the KYC approval payouts need."""
+"""Payout tables: creators' withdrawal requests (the KYC approval they need is halobuzz.kyc)."""
 
 from __future__ import annotations
 
@@ -45,15 +45,4 @@ class Payout(UUIDPrimaryKey, Timestamped, Base):
     decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(String(500))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class UserKyc(Base):
-    """Whether an admin verified a user's identity (payouts need it)."""
-
-    __tablename__ = "user_kyc"
-
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
-    verified: Mapped[bool] = mapped_column(default=False)
-    updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

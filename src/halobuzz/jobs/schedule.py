@@ -86,6 +86,7 @@ SCHEDULE: list[Entry] = [
     Entry("halobuzz.jobs.analytics:daily_report", at="04:00"),
     Entry("halobuzz.payments.reconcile:reconcile_pending", every_minutes=5),
     Entry("halobuzz.notifications.digest:send_digests", every_minutes=15),
+    Entry("halobuzz.ai.monitor:analyze_live_streams", every_minutes=1),
 ]
 
 # A slot missed by more than this (scheduler down) is not fired late; the next one is.

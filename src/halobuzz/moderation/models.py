@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from halobuzz.core.clock import utcnow
@@ -58,6 +59,8 @@ class ModerationAction(Base):
     action: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
     duration_days: Mapped[int | None] = mapped_column(Integer)
+    # timeout: minutes; mute: the stream; remove_content: what was removed (so a reversal restores it).
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -87,4 +90,32 @@ class ReputationEvent(Base):
     delta: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("moderation_action.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChannelBlockedTerm(Base):
+    """A word or phrase a creator does not allow in their channels' chat (their streams)."""
+
+    __tablename__ = "channel_blocked_term"
+    __table_args__ = (UniqueConstraint("owner_id", "term_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    term: Mapped[str] = mapped_column(String(100))
+    # The normalized form (casefolded, leetspeak undone): what uniqueness and matching use.
+    term_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImageBlock(Base):
+    """A known-bad image, by its perceptual hashes (pHash, dHash: 16 hex digits each)."""
+
+    __tablename__ = "image_block"
+    __table_args__ = (UniqueConstraint("phash", "dhash"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    phash: Mapped[str] = mapped_column(String(16))
+    dhash: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

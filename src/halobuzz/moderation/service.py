@@ -10,17 +10,20 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halobuzz.accounts import profile as profile_service
 from halobuzz.accounts.models import Role, User, UserStatus
 from halobuzz.admin import service as admin_service
-from halobuzz.ai.text import TextModerator
+from halobuzz.ai.service import AI
+from halobuzz.chat import service as chat_service
 from halobuzz.chat.models import ChatMessage, MessageStatus
 from halobuzz.core import audit, events
 from halobuzz.core.clock import utcnow
 from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from halobuzz.core.runtime import Runtime
 from halobuzz.moderation.models import (
     ModerationAction,
     ModerationAppeal,
@@ -32,17 +35,41 @@ from halobuzz.streams.models import Stream
 
 TARGET_TYPES = ("user", "stream", "message", "post")
 REASONS = ("spam", "harassment", "hate", "sexual", "violence", "self_harm", "scam", "impersonation", "other")
-ACTIONS = ("dismiss", "warn", "remove_content", "suspend", "ban")
+ACTIONS = ("dismiss", "warn", "remove_content", "mute", "timeout", "suspend", "ban")
 # Reputation change per action against the subject (a reversal gives it back).
-REPUTATION_DELTA = {"dismiss": 0, "warn": -5, "remove_content": -10, "suspend": -25, "ban": -60}
-_moderator = TextModerator.default()
+REPUTATION_DELTA = {
+    "dismiss": 0,
+    "warn": -5,
+    "remove_content": -10,
+    "mute": -10,
+    "timeout": -15,
+    "suspend": -25,
+    "ban": -60,
+}
+UNTITLED = "Untitled stream"
+
+
+def score_of(points: int) -> int:
+    """A reputation score (0..100) from the sum of a user's reputation events."""
+    return max(0, min(100, 100 + points))
 
 
 async def reputation(session: AsyncSession, user_id: uuid.UUID) -> int:
-    total = await session.scalar(
-        select(func.coalesce(func.sum(ReputationEvent.delta), 0)).where(ReputationEvent.user_id == user_id)
+    points = await session.scalar(select(User.reputation_points).where(User.id == user_id))
+    return score_of(int(points or 0))
+
+
+async def add_reputation_event(
+    session: AsyncSession, *, user_id: uuid.UUID, delta: int, reason: str, action_id: uuid.UUID | None
+) -> None:
+    """Record a reputation event and move the user's running sum with it (atomically, in SQL)."""
+    session.add(ReputationEvent(user_id=user_id, delta=delta, reason=reason, action_id=action_id))
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(reputation_points=User.reputation_points + delta)
+        .execution_options(synchronize_session=False)
     )
-    return max(0, min(100, 100 + int(total or 0)))
 
 
 async def _target(session: AsyncSession, target_type: str, target_id: str) -> tuple[uuid.UUID | None, str, int]:
@@ -55,7 +82,7 @@ async def _target(session: AsyncSession, target_type: str, target_id: str) -> tu
         user = await session.get(User, key)
         if user is None:
             raise NotFound("no such user", code="target_not_found")
-        return user.id, "", 0
+        return user.id, f"{user.display_name} {user.bio or ''}", 0
     if target_type == "stream":
         stream = await session.get(Stream, key)
         if stream is None:
@@ -71,7 +98,14 @@ async def _target(session: AsyncSession, target_type: str, target_id: str) -> tu
 
 
 async def create_report(
-    *, session: AsyncSession, reporter: User, target_type: str, target_id: str, reason: str, details: str | None
+    *,
+    session: AsyncSession,
+    reporter: User,
+    target_type: str,
+    target_id: str,
+    reason: str,
+    details: str | None,
+    ai: AI,
 ) -> tuple[ModerationCase, bool]:
     """File a report; a report of a target with an open case folds into it. Returns (case, created)."""
     subject_id, text, audience = await _target(session, target_type, target_id)
@@ -80,7 +114,7 @@ async def create_report(
     open_key = f"{target_type}:{target_id}"
     case = await session.scalar(select(ModerationCase).where(ModerationCase.open_key == open_key))
     if case is None:
-        ai_score = int(_moderator.analyze(text).score * 100) if text else 0
+        ai_score = int((await ai.moderate(text))[0].score * 100) if text.strip() else 0
         case = ModerationCase(
             target_type=target_type,
             target_id=target_id,
@@ -109,6 +143,53 @@ async def create_report(
     case.priority += trust + case.ai_score + min(100, audience)
     await session.flush()
     return case, True
+
+
+async def open_auto_case(
+    *,
+    session: AsyncSession,
+    target_type: str,
+    target_id: uuid.UUID,
+    subject_id: uuid.UUID | None,
+    score: float,
+    labels: dict[str, float],
+    fields: list[str],
+) -> ModerationCase:
+    """Put content the AI held for review in the queue (or raise the priority of its open case)."""
+    open_key = f"{target_type}:{target_id}"
+    ai_score = int(score * 100)
+    case = await session.scalar(select(ModerationCase).where(ModerationCase.open_key == open_key).with_for_update())
+    if case is None:
+        case = ModerationCase(
+            target_type=target_type,
+            target_id=str(target_id),
+            open_key=open_key,
+            subject_user_id=subject_id,
+            ai_score=ai_score,
+            report_count=0,
+            priority=ai_score,
+            status="open",
+        )
+        try:
+            async with session.begin_nested():
+                session.add(case)
+                await session.flush()
+        except IntegrityError:
+            case = await session.scalar(select(ModerationCase).where(ModerationCase.open_key == open_key))
+            assert case is not None
+    else:
+        case.ai_score = max(case.ai_score, ai_score)
+        case.priority += ai_score
+    await audit.record(
+        session,
+        action="moderation.auto_hold",
+        actor_id=None,
+        target_type="case",
+        target_id=case.id,
+        details={"target_type": target_type, "target_id": str(target_id), "labels": labels, "fields": fields},
+    )
+    await session.flush()
+    return case
 
 
 async def queue(*, session: AsyncSession, limit: int = 50) -> list[ModerationCase]:
@@ -175,6 +256,15 @@ async def context(*, session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any
                 }
                 for m in rows
             ]
+    target: dict[str, Any] | None = None
+    if case.target_type == "user":
+        user = await session.get(User, uuid.UUID(case.target_id))
+        if user is not None:
+            target = {"username": user.username, "display_name": user.display_name, "bio": user.bio}
+    elif case.target_type == "stream":
+        stream = await session.get(Stream, uuid.UUID(case.target_id))
+        if stream is not None:
+            target = {"title": stream.title, "description": stream.description, "status": stream.status}
     history: list[dict[str, Any]] = []
     score = None
     if case.subject_user_id is not None:
@@ -198,6 +288,7 @@ async def context(*, session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any
             for r in reports
         ],
         "messages": neighbours,
+        "target": target,
         "history": history,
         "reputation": score,
     }
@@ -227,6 +318,7 @@ def action_out(action: ModerationAction) -> dict[str, Any]:
         "action": action.action,
         "reason": action.reason,
         "duration_days": action.duration_days,
+        "details": dict(action.details or {}),
         "created_at": action.created_at.isoformat(),
         "reversed_at": action.reversed_at.isoformat() if action.reversed_at else None,
     }
@@ -240,32 +332,98 @@ def _notify(session: AsyncSession, user_id: uuid.UUID | None, kind: str, data: d
     events.emit(session, "moderation.action", {"user_id": str(user_id), "kind": kind, **data})
 
 
+async def _stream_of_case(session: AsyncSession, case: ModerationCase, stream_id: uuid.UUID | None) -> uuid.UUID:
+    """The stream a mute applies to: the reported message's or stream's, else the one named."""
+    if case.target_type == "message":
+        message = await session.get(ChatMessage, uuid.UUID(case.target_id))
+        if message is not None:
+            return message.stream_id
+    if case.target_type == "stream":
+        return uuid.UUID(case.target_id)
+    if stream_id is None:
+        raise InvalidInput("a mute needs stream_id: the stream whose chat the user is muted in", code="stream_required")
+    return stream_id
+
+
+async def _remove_content(session: AsyncSession, runtime: Runtime, actor: User, case: ModerationCase) -> dict[str, Any]:
+    """Take the reported content down; returns what is needed to put it back after a reversed appeal."""
+    from halobuzz.realtime.asgi import gateway_of
+
+    key = uuid.UUID(case.target_id)
+    if case.target_type == "message":
+        message = await session.get(ChatMessage, key)
+        if message is None:
+            raise NotFound("the message is gone", code="target_not_found")
+        gateway = gateway_of(runtime)
+        await chat_service.delete_message(
+            session=session,
+            actor=actor,
+            stream_id=message.stream_id,
+            message_id=message.id,
+            recent=gateway,
+            events=gateway,
+        )
+        return {"message_id": str(message.id), "stream_id": str(message.stream_id)}
+    if case.target_type == "user":
+        user = await session.get(User, key)
+        if user is None:
+            raise NotFound("the user is gone", code="target_not_found")
+        before = {"display_name": user.display_name, "bio": user.bio}
+        user.display_name, user.bio = user.username, ""
+        if user.avatar_key:
+            await profile_service.remove_avatar(session=session, storage=runtime.storage, actor=user)
+        await session.flush()
+        return {"profile": before, "avatar_removed": True}
+    if case.target_type == "stream":
+        stream = await session.get(Stream, key)
+        if stream is None:
+            raise NotFound("the stream is gone", code="target_not_found")
+        before = {"title": stream.title, "description": stream.description}
+        stream.title, stream.description, stream.auto_tags = UNTITLED, "", []
+        if stream.thumbnail_key:
+            from halobuzz.moderation import images as image_service
+
+            await image_service.remove_thumbnail(session=session, runtime=runtime, stream=stream)
+        await session.flush()
+        runtime.cache.invalidate("streams")
+        return {"stream": before}
+    raise InvalidInput("this content cannot be removed here", code="invalid_action")
+
+
 async def decide(
     *,
     session: AsyncSession,
-    sessions: Any,
+    runtime: Runtime,
     actor: User,
     case_id: uuid.UUID,
     action: str,
     reason: str,
     duration_days: int | None,
+    duration_minutes: int | None = None,
+    stream_id: uuid.UUID | None = None,
     ip: str | None,
     user_agent: str | None,
 ) -> ModerationAction:
+    """Decide a claimed case: the action takes effect in this transaction (sessions revoked, chat
+    muted, content removed); the subject is told through the outbox (``moderation.action``)."""
+    from halobuzz.realtime.asgi import gateway_of
+
     case = await _case(session, case_id, lock=True)
     if case.status == "closed":
         raise Conflict("this case is already decided", code="case_closed")
     if case.claimed_by_id != actor.id:
         raise Conflict("claim the case before deciding it", code="case_not_claimed")
     subject = case.subject_user_id
+    if action != "dismiss" and subject is None:
+        raise Conflict("this case has no user to act on", code="no_subject")
+    details: dict[str, Any] = {}
     if action == "suspend":
         if not duration_days:
             raise InvalidInput("a suspension needs duration_days", code="invalid_duration")
-        if subject is None:
-            raise Conflict("this case has no user to suspend", code="no_subject")
+        assert subject is not None
         await admin_service.suspend_user(
             session=session,
-            sessions=sessions,
+            sessions=runtime.sessions,
             actor=actor,
             user_id=subject,
             until=utcnow() + timedelta(days=duration_days),
@@ -274,24 +432,37 @@ async def decide(
             user_agent=user_agent,
         )
     elif action == "ban":
-        if subject is None:
-            raise Conflict("this case has no user to ban", code="no_subject")
+        assert subject is not None
         await admin_service.ban_user(
             session=session,
-            sessions=sessions,
+            sessions=runtime.sessions,
             actor=actor,
             user_id=subject,
             reason=reason,
             ip=ip,
             user_agent=user_agent,
         )
+    elif action == "timeout":
+        if not duration_minutes:
+            raise InvalidInput("a timeout needs duration_minutes", code="invalid_duration")
+        assert subject is not None
+        until = utcnow() + timedelta(minutes=duration_minutes)
+        await session.execute(
+            update(User)
+            .where(User.id == subject)
+            .values(chat_muted_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        details = {"duration_minutes": duration_minutes, "until": until.isoformat()}
+    elif action == "mute":
+        assert subject is not None
+        where = await _stream_of_case(session, case, stream_id)
+        await chat_service.ban_user(
+            session=session, actor=actor, stream_id=where, user_id=subject, reason=reason, events=gateway_of(runtime)
+        )
+        details = {"stream_id": str(where)}
     elif action == "remove_content":
-        if case.target_type != "message":
-            raise InvalidInput("only chat messages can be removed here", code="invalid_action")
-        message = await session.get(ChatMessage, uuid.UUID(case.target_id))
-        if message is not None and message.status != MessageStatus.DELETED:
-            message.status = MessageStatus.DELETED.value
-            message.deleted_at, message.deleted_by_id = utcnow(), actor.id
+        details = await _remove_content(session, runtime, actor, case)
     row = ModerationAction(
         case_id=case.id,
         subject_user_id=subject,
@@ -299,28 +470,38 @@ async def decide(
         action=action,
         reason=reason,
         duration_days=duration_days if action == "suspend" else None,
+        details=details,
     )
     session.add(row)
     case.status, case.open_key, case.closed_at = "closed", None, utcnow()
     await session.flush()
     if subject is not None and REPUTATION_DELTA[action]:
-        session.add(
-            ReputationEvent(
-                user_id=subject, delta=REPUTATION_DELTA[action], reason=f"action.{action}", action_id=row.id
-            )
+        await add_reputation_event(
+            session, user_id=subject, delta=REPUTATION_DELTA[action], reason=f"action.{action}", action_id=row.id
         )
     if action == "dismiss":
         # Reporters of a dismissed case lose a little trust; the subject is not told.
-        for reporter_id in await session.scalars(
-            select(ModerationReport.reporter_id).where(ModerationReport.case_id == case.id)
+        for reporter_id in list(
+            await session.scalars(select(ModerationReport.reporter_id).where(ModerationReport.case_id == case.id))
         ):
-            session.add(ReputationEvent(user_id=reporter_id, delta=-1, reason="report.dismissed", action_id=row.id))
+            await add_reputation_event(
+                session, user_id=reporter_id, delta=-1, reason="report.dismissed", action_id=row.id
+            )
     else:
         _notify(
             session,
             subject,
             "action",
-            {"action_id": str(row.id), "action": action, "reason": reason, "duration_days": row.duration_days},
+            {
+                "action_id": str(row.id),
+                "action": action,
+                "reason": reason,
+                "duration_days": row.duration_days,
+                "target_type": case.target_type,
+                "target_id": case.target_id,
+                "moderator_id": str(actor.id),
+                **{k: v for k, v in details.items() if k in ("duration_minutes", "until", "stream_id")},
+            },
         )
     await audit.record(
         session,
@@ -334,6 +515,7 @@ async def decide(
             "reason": reason,
             "subject_user_id": str(subject) if subject else None,
             "duration_days": row.duration_days,
+            **details,
         },
     )
     await session.flush()
@@ -368,6 +550,20 @@ async def appeal(*, session: AsyncSession, user: User, action_id: uuid.UUID, tex
     return row
 
 
+async def actions_against(*, session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Decisions against a user (dismissals aside), newest first, with their appeal's status."""
+    rows = (
+        await session.execute(
+            select(ModerationAction, ModerationAppeal.status)
+            .outerjoin(ModerationAppeal, ModerationAppeal.action_id == ModerationAction.id)
+            .where(ModerationAction.subject_user_id == user_id, ModerationAction.action != "dismiss")
+            .order_by(ModerationAction.created_at.desc())
+            .limit(100)
+        )
+    ).all()
+    return [{**action_out(a), "appeal_status": status} for a, status in rows]
+
+
 async def list_appeals(*, session: AsyncSession) -> list[ModerationAppeal]:
     return list(
         await session.scalars(
@@ -376,9 +572,44 @@ async def list_appeals(*, session: AsyncSession) -> list[ModerationAppeal]:
     )
 
 
+async def _reverse(session: AsyncSession, runtime: Runtime, actor: User, action: ModerationAction) -> None:
+    """Undo what an action did (the account part — suspend, ban — is handled by the caller)."""
+    details = dict(action.details or {})
+    case = await session.get(ModerationCase, action.case_id)
+    if action.action == "timeout" and action.subject_user_id is not None:
+        await session.execute(
+            update(User)
+            .where(User.id == action.subject_user_id)
+            .values(chat_muted_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    elif action.action == "mute" and action.subject_user_id is not None and details.get("stream_id"):
+        await chat_service.lift_ban(
+            session=session, actor=actor, stream_id=uuid.UUID(details["stream_id"]), user_id=action.subject_user_id
+        )
+    elif action.action == "remove_content" and case is not None:
+        if case.target_type == "message":
+            message = await session.get(ChatMessage, uuid.UUID(case.target_id))
+            if message is not None and message.status == MessageStatus.DELETED:
+                message.status, message.deleted_at, message.deleted_by_id = MessageStatus.VISIBLE.value, None, None
+        elif case.target_type == "user" and isinstance(details.get("profile"), dict):
+            user = await session.get(User, uuid.UUID(case.target_id))
+            if user is not None:
+                user.display_name = str(details["profile"].get("display_name") or user.username)
+                user.bio = str(details["profile"].get("bio") or "")
+        elif case.target_type == "stream" and isinstance(details.get("stream"), dict):
+            stream = await session.get(Stream, uuid.UUID(case.target_id))
+            if stream is not None and stream.title == UNTITLED:
+                stream.title = str(details["stream"].get("title") or UNTITLED)
+                stream.description = str(details["stream"].get("description") or "")
+                runtime.cache.invalidate("streams")
+    await session.flush()
+
+
 async def decide_appeal(
     *,
     session: AsyncSession,
+    runtime: Runtime,
     actor: User,
     appeal_id: uuid.UUID,
     reverse: bool,
@@ -419,16 +650,11 @@ async def decide_appeal(
                 ip=ip,
                 user_agent=user_agent,
             )
-        if action.action == "remove_content":
-            case = await session.get(ModerationCase, action.case_id)
-            if case is not None and case.target_type == "message":
-                message = await session.get(ChatMessage, uuid.UUID(case.target_id))
-                if message is not None and message.status == MessageStatus.DELETED:
-                    message.status, message.deleted_at, message.deleted_by_id = MessageStatus.VISIBLE.value, None, None
+        await _reverse(session, runtime, actor, action)
         delta = -REPUTATION_DELTA[action.action]
         if delta:
-            session.add(
-                ReputationEvent(user_id=row.user_id, delta=delta, reason="appeal.reversed", action_id=action.id)
+            await add_reputation_event(
+                session, user_id=row.user_id, delta=delta, reason="appeal.reversed", action_id=action.id
             )
     _notify(
         session,

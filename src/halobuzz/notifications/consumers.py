@@ -206,7 +206,18 @@ async def on_moderation_action(runtime: Runtime, event: events.Event) -> None:
         return
     d = event.data
     kind = d.get("kind", "action")
-    keep = ("action_id", "action", "reason", "duration_days", "appeal_id", "outcome")
+    keep = (
+        "action_id",
+        "action",
+        "reason",
+        "duration_days",
+        "duration_minutes",
+        "until",
+        "stream_id",
+        "appeal_id",
+        "outcome",
+        "submission_id",
+    )
     await _notify_one(
         runtime,
         d.get("user_id"),
@@ -214,8 +225,8 @@ async def on_moderation_action(runtime: Runtime, event: events.Event) -> None:
             type=catalog.MODERATION,
             data={"kind": kind, **{k: d[k] for k in keep if k in d}},
             dedupe_key=f"moderation.action:{event.id}",
-            subject_type="moderation_appeal" if kind == "appeal" else "moderation_action",
-            subject_id=str(d.get("appeal_id") or d.get("action_id") or ""),
+            subject_type={"appeal": "moderation_appeal", "kyc": "kyc_submission"}.get(kind, "moderation_action"),
+            subject_id=str(d.get("appeal_id") or d.get("submission_id") or d.get("action_id") or ""),
         ),
     )
 

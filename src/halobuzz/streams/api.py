@@ -13,6 +13,7 @@ from halobuzz.core.cache import ResponseCache
 from halobuzz.core.deps import PageDep, RequestMetaDep, RuntimeDep, SessionDep
 from halobuzz.core.pagination import Page
 from halobuzz.core.runtime import Runtime
+from halobuzz.moderation import screening
 from halobuzz.realtime import hooks as realtime_hooks
 from halobuzz.streams import service
 from halobuzz.streams.schemas import (
@@ -80,8 +81,9 @@ async def list_streams(
 
 
 @streams_router.post("", response_model=StreamCreatedOut, status_code=201, summary="Create a stream (creators)")
-async def create_stream(body: StreamCreate, session: SessionDep, user: CreatorUser) -> StreamCreatedOut:
+async def create_stream(body: StreamCreate, session: SessionDep, user: CreatorUser, rt: RuntimeDep) -> StreamCreatedOut:
     created = await service.create_stream(session=session, actor=user, **body.model_dump())
+    await screening.screen_stream(session=session, runtime=rt, stream=created.stream, changed={"title", "description"})
     return StreamCreatedOut.of(created, stream_key=created.stream_key)
 
 
@@ -120,14 +122,11 @@ async def update_stream(
     rt: RuntimeDep,
     meta: RequestMetaDep,
 ) -> StreamOut:
+    changes = cast(service.StreamChanges, body.model_dump(exclude_unset=True))
     view = await service.update_stream(
-        session=session,
-        actor=user,
-        stream_id=stream_id,
-        changes=cast(service.StreamChanges, body.model_dump(exclude_unset=True)),
-        cache=rt.cache,
-        client=meta,
+        session=session, actor=user, stream_id=stream_id, changes=changes, cache=rt.cache, client=meta
     )
+    await screening.screen_stream(session=session, runtime=rt, stream=view.stream, changed=set(changes))
     return StreamOut.of(view)
 
 

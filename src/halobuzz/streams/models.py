@@ -55,6 +55,10 @@ class Stream(UUIDPrimaryKey, Timestamped, Base):
     description: Mapped[str] = mapped_column(String(2000), default="")
     category_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("category.id", ondelete="SET NULL"))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Topics found in the title and description (halobuzz.ai.tags), kept apart from the creator's tags.
+    auto_tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # A creator-uploaded cover image (checked against the image blocklist), in public storage.
+    thumbnail_key: Mapped[str | None] = mapped_column(String(255))
     language: Mapped[str] = mapped_column(String(16), default="en")
     audio_only: Mapped[bool] = mapped_column(default=False)
     region: Mapped[str] = mapped_column(String(16), default="global")

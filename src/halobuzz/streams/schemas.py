@@ -162,6 +162,7 @@ class StreamOut(BaseModel):
     owner: OwnerOut
     category: str | None = Field(description="category slug")
     tags: list[str]
+    auto_tags: list[str] = Field(default_factory=list, description="topics found in the title and description")
     language: str
     audio_only: bool
     region: str
@@ -183,6 +184,7 @@ class StreamOut(BaseModel):
             owner=OwnerOut(id=view.owner.id, username=view.owner.username, display_name=view.owner.display_name),
             category=view.category_slug,
             tags=list(s.tags),
+            auto_tags=list(s.auto_tags or []),
             language=s.language,
             audio_only=s.audio_only,
             region=s.region,

@@ -1,0 +1,1 @@
+"""Identity verification (KYC): encrypted identity documents, admin review, the payout gate."""

@@ -1,0 +1,1 @@
+"""Privacy requests: data export and account deletion."""
