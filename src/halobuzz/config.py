@@ -290,6 +290,7 @@ class MediaSettings(_Section):
     # front), or "auto" (nginx when installed with the RTMP module, else ffmpeg).
     ingest: Literal["auto", "nginx", "ffmpeg"] = "auto"
     ingest_host: str = "127.0.0.1"  # where transcoders reach the ingest (nginx or the FLV hub)
+    ingest_bind: str = "0.0.0.0"  # noqa: S104  (the ffmpeg ingest's RTMP and SRT ports face encoders)
     hub_port: int = Field(1936, ge=1, le=65535)  # the ingest's HTTP-FLV hub (ffmpeg ingest and SRT)
     srt_port: int = Field(9710, ge=0, le=65535)  # SRT listener; 0 disables SRT ingest
     srt_latency_ms: int = Field(200, ge=20, le=8000)
