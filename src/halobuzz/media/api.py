@@ -23,8 +23,8 @@ from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from halobuzz.core.pagination import Page
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import ObjectNotFound
-from halobuzz.media import ladder, service, tokens
-from halobuzz.media.models import Recording
+from halobuzz.media import guests, ladder, service, tokens
+from halobuzz.media.models import Recording, StreamGuest
 from halobuzz.media.plane import health_key, plane
 from halobuzz.media.supervisor import hls_root
 from halobuzz.streams import service as streams
@@ -290,3 +290,70 @@ async def delete_recording(recording_id: RecordingId, session: SessionDep, user:
 async def delete_recording_v2(recording_id: RecordingId, session: SessionDep, user: CurrentUser) -> Response:
     await service.delete_recording(session=session, actor=user, recording_id=recording_id)
     return Response(status_code=204)
+
+
+class GuestIn(BaseModel):
+    user_id: uuid.UUID
+
+
+class GuestOut(BaseModel):
+    stream_id: uuid.UUID
+    user_id: uuid.UUID
+    invited_by: uuid.UUID | None
+    created_at: datetime
+
+
+class GuestList(BaseModel):
+    items: list[GuestOut]
+
+
+def _guest_out(g: StreamGuest) -> GuestOut:
+    return GuestOut(stream_id=g.stream_id, user_id=g.user_id, invited_by=g.invited_by, created_at=g.created_at)
+
+
+@router.post("/streams/{stream_id}/guests", response_model=GuestOut, status_code=201, summary="Invite a co-host")
+async def invite_guest(stream_id: StreamId, body: GuestIn, session: SessionDep, user: CurrentUser) -> GuestOut:
+    guest = await guests.invite_guest(session=session, actor=user, stream_id=stream_id, user_id=body.user_id)
+    await session.flush()
+    return _guest_out(guest)
+
+
+@router.get("/streams/{stream_id}/guests", response_model=GuestList, summary="A stream's invited co-hosts")
+async def list_guests(stream_id: StreamId, session: SessionDep, user: CurrentUser) -> GuestList:
+    rows = await guests.list_guests(session=session, actor=user, stream_id=stream_id)
+    return GuestList(items=[_guest_out(g) for g in rows])
+
+
+@router.delete("/streams/{stream_id}/guests/{user_id}", status_code=204, summary="Withdraw a co-host invitation")
+async def remove_guest(stream_id: StreamId, user_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
+    await guests.remove_guest(session=session, actor=user, stream_id=stream_id, user_id=user_id)
+    return Response(status_code=204)
+
+
+class RtcTokenIn(BaseModel):
+    provider: str
+
+
+class RtcTokenOut(BaseModel):
+    provider: str
+    token: str
+    channel: str  # the Agora channel / LiveKit room
+    uid: int | None  # Agora uid the token is bound to
+    identity: str  # LiveKit participant identity (the user id)
+    app_id: str | None
+    url: str | None  # LiveKit server URL
+    role: str  # host | guest
+    expires_at: datetime
+
+
+@router.post("/streams/{stream_id}/rtc-token", response_model=RtcTokenOut, summary="Agora/LiveKit token for co-hosting")
+async def rtc_token(
+    stream_id: StreamId, body: RtcTokenIn, session: SessionDep, user: CurrentUser, rt: RuntimeDep
+) -> RtcTokenOut:
+    g = await guests.issue_token(
+        session=session, actor=user, stream_id=stream_id, provider=body.provider, settings=rt.settings.rtc
+    )
+    return RtcTokenOut(
+        provider=g.provider, token=g.token, channel=g.channel, uid=g.uid, identity=g.identity, app_id=g.app_id,
+        url=g.url, role=g.role, expires_at=datetime.fromtimestamp(g.expires_at, UTC),
+    )  # fmt: skip

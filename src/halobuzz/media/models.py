@@ -34,3 +34,13 @@ class Recording(UUIDPrimaryKey, Timestamped, Base):
     # The stored objects, relative to ``storage_prefix`` (what deletion removes), and their size.
     files: Mapped[list[Any]] = mapped_column(JSON, default=list)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StreamGuest(Timestamped, Base):
+    """A user the stream's owner invited to co-host (interactive guests get RTC tokens)."""
+
+    __tablename__ = "media_stream_guest"
+
+    stream_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stream.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
