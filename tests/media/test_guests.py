@@ -49,7 +49,7 @@ def _agora_fields(token: str) -> dict[str, Any]:
 
     _, pos = string(0)
     app_id, pos = string(pos)
-    issue_ts, expire, salt, services = struct.unpack("<IIIH", buf[pos : pos + 14])
+    _issue_ts, expire, _salt, services = struct.unpack("<IIIH", buf[pos : pos + 14])
     pos += 14
     service_type, count = struct.unpack("<HH", buf[pos : pos + 4])
     pos += 4

@@ -35,6 +35,7 @@ def free_udp_port() -> int:
 async def ingest_command(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Run `halobuzz media` (ffmpeg mode) until the test ends; returns its ports once it listens."""
     procs: list[asyncio.subprocess.Process] = []
+    drains: list[asyncio.Future[None]] = []
 
     async def start(api_url: str) -> dict[str, int]:
         ports = {"rtmp": free_port(), "srt": free_udp_port(), "hub": free_port()}
@@ -68,7 +69,7 @@ async def ingest_command(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             while await proc.stdout.readline():
                 pass
 
-        asyncio.ensure_future(drain())
+        drains.append(asyncio.ensure_future(drain()))
         return ports
 
     yield start

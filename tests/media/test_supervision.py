@@ -5,8 +5,8 @@ through the API leaving one recording of the whole broadcast."""
 from __future__ import annotations
 
 import os
-import uuid
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,9 @@ async def test_health_restart_reconnect_and_end(
     await nginx_rtmp(server.app.runtime.settings, port, server.url)
     http = server.http
     creator = await make_user(roles=["creator"])
-    stream = (await http.post("/api/v1/streams", json={"title": "Radio", "audio_only": True}, headers=creator.headers)).json()
+    stream = (
+        await http.post("/api/v1/streams", json={"title": "Radio", "audio_only": True}, headers=creator.headers)
+    ).json()
     sid = stream["id"]
     sock = SocketClient()
     await sock.connect(server, creator.access_token)

@@ -23,7 +23,7 @@ def _hls_dir(root: Path) -> Path:
     out = root / "hls"
     for name in ("a32k", "a64k"):
         (out / name).mkdir(parents=True)
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
          "-map", "0:a", "-map", "0:a", "-c:a", "aac", "-b:a:0", "32k", "-b:a:1", "64k", "-f", "hls", "-hls_time", "1",
          "-hls_list_size", "0", "-hls_playlist_type", "event", "-hls_flags", "omit_endlist",
@@ -36,13 +36,19 @@ def _hls_dir(root: Path) -> Path:
 
 
 async def _recorded(app: Any, http: httpx.AsyncClient, creator: Any, tmp_path: Path) -> dict[str, Any]:
-    stream = (await http.post("/api/v1/streams", json={"title": "Show", "audio_only": True}, headers=creator.headers)).json()
+    stream = (
+        await http.post("/api/v1/streams", json={"title": "Show", "audio_only": True}, headers=creator.headers)
+    ).json()
     assert (await http.post(f"/api/v1/streams/{stream['id']}/start", headers=creator.headers)).status_code == 200
     assert (await http.post(f"/api/v1/streams/{stream['id']}/end", headers=creator.headers)).status_code == 200
     rt = app.runtime
     async with rt.db.session() as session:
         rec = await service.store_recording(
-            session=session, storage=rt.storage, stream_id=uuid.UUID(stream["id"]), out_dir=_hls_dir(tmp_path), seconds=3
+            session=session,
+            storage=rt.storage,
+            stream_id=uuid.UUID(stream["id"]),
+            out_dir=_hls_dir(tmp_path),
+            seconds=3,
         )
     assert rec is not None
     return dict(stream)
@@ -58,7 +64,11 @@ async def _play_and_delete(app: Any, creator: Any, tmp_path: Path, fetch: Any, g
         assert master.status_code == 200 and "a32k/index.m3u8" in master.text
         base = item["url"].rsplit("/", 1)[0]
         variant = await http.get(f"{base}/a32k/index.m3u8")
-        assert variant.status_code == 200 and "#EXT-X-ENDLIST" in variant.text and "max-age" in variant.headers["cache-control"]
+        assert (
+            variant.status_code == 200
+            and "#EXT-X-ENDLIST" in variant.text
+            and "max-age" in variant.headers["cache-control"]
+        )
         segment_urls = [x for x in variant.text.splitlines() if x and not x.startswith("#")]
         assert len(segment_urls) >= 3
         for url in segment_urls:
@@ -95,7 +105,10 @@ async def test_vod_on_local_storage(app_factory: Any, make_user: Any, tmp_path: 
 
 
 async def test_vod_on_s3_with_presigned_urls(
-    app_factory: Any, make_user: Any, tmp_path: Path, seaweedfs: SeaweedS3  # noqa: F811
+    app_factory: Any,
+    make_user: Any,
+    tmp_path: Path,
+    seaweedfs: SeaweedS3,  # noqa: F811
 ) -> None:
     app = await app_factory(s3=seaweedfs.settings(), jobs={"in_process": True, "relay_poll_seconds": 0.1})
     creator = await make_user(roles=["creator"])

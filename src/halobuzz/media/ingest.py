@@ -94,10 +94,10 @@ class Ingest:
         self.hub = hub
         self.ffmpeg = settings.media.ffmpeg
         self.active = 0
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+    def spawn(self, coro: Any) -> asyncio.Future[Any]:
+        task: asyncio.Future[Any] = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
@@ -460,7 +460,7 @@ async def serve(settings: Settings, *, bind: str = "0.0.0.0", stop: asyncio.Even
                 log.info("ingest.srt_started", srt_port=port)
             else:
                 log.warning("ingest.srt_unavailable", hint="this ffmpeg has no libsrt (Debian's ffmpeg has it)")
-        waiters = [asyncio.ensure_future(stop.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         if nginx is not None:
             waiters.append(asyncio.ensure_future(nginx.wait()))
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

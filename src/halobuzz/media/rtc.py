@@ -76,7 +76,7 @@ def agora_publisher_privileges(expire_seconds: int) -> dict[int, int]:
 def agora_uid(user_id: object) -> int:
     """A stable uint32 uid (1 … 2³²-1) for a user."""
     digest = hashlib.sha256(str(user_id).encode()).digest()
-    return (struct.unpack(">I", digest[:4])[0] % 0xFFFFFFFE) + 1
+    return int(struct.unpack(">I", digest[:4])[0]) % 0xFFFFFFFE + 1
 
 
 def livekit_token(
