@@ -159,23 +159,25 @@ def ai_engine(host: str, port: int | None) -> None:
 @main.group(invoke_without_command=True)
 @click.pass_context
 def media(ctx: click.Context) -> None:
-    """Media plane: run the nginx-rtmp ingest (transcoders run inside `halobuzz serve`)."""
+    """Media plane ingest: nginx-rtmp (or, without nginx, ffmpeg listeners behind a key check) and
+    SRT; keys are checked by the API's callbacks (MEDIA_API_BASE_URL). Transcoders run in the API."""
     if ctx.invoked_subcommand is not None:
         return
-    import os
-
-    from halobuzz.media.nginx import find_nginx, render_conf
+    from halobuzz.core.observability import configure_logging
+    from halobuzz.media import ingest
 
     settings = _settings()
-    binary = find_nginx(settings)
-    if binary is None:
-        raise click.ClickException("nginx is not installed (apt-get install nginx-light libnginx-mod-rtmp)")
-    work = (settings.data_dir / "media" / "nginx").resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    conf = work / "nginx.conf"
-    conf.write_text(render_conf(settings, work))
-    click.echo(f"nginx-rtmp on :{settings.media.rtmp_port} (config {conf})", err=True)
-    os.execv(binary, [binary, "-p", str(work), "-c", str(conf)])  # noqa: S606 (nginx replaces this process)
+    configure_logging(settings.log_level, settings.log_format)
+    mode = ingest.choose_mode(settings)
+    srt = f", SRT on :{settings.media.srt_port}" if settings.media.srt_port else ""
+    click.echo(
+        f"media ingest ({mode}): RTMP on :{settings.media.rtmp_port}{srt}; callbacks to {settings.media.api_base_url}",
+        err=True,
+    )
+    try:
+        ingest.run(settings)
+    except (RuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @media.command("nginx-conf")

@@ -319,6 +319,39 @@ class MediaSettings(_Section):
     callback_secret: SecretStr | None = None
     callback_allow: str = "127.0.0.1,::1"
     api_base_url: str = "http://127.0.0.1:5010"
+    aac_coder: Literal["fast", "twoloop"] = "fast"  # ffmpeg's AAC search; "fast" costs a fraction of the CPU
+    # `halobuzz media`: "nginx" (nginx-rtmp), "ffmpeg" (ffmpeg listeners behind a key-checking
+    # front), or "auto" (nginx when installed with the RTMP module, else ffmpeg).
+    ingest: Literal["auto", "nginx", "ffmpeg"] = "auto"
+    ingest_host: str = "127.0.0.1"  # where transcoders reach the ingest (nginx or the FLV hub)
+    ingest_bind: str = "0.0.0.0"  # noqa: S104  (the ffmpeg ingest's RTMP and SRT ports face encoders)
+    hub_port: int = Field(1936, ge=1, le=65535)  # the ingest's HTTP-FLV hub (ffmpeg ingest and SRT)
+    srt_port: int = Field(9710, ge=0, le=65535)  # SRT listener; 0 disables SRT ingest
+    srt_latency_ms: int = Field(200, ge=20, le=8000)
+    ingest_max_sessions: int = Field(64, ge=1)
+    health_interval_seconds: float = Field(5.0, gt=0)  # stream_health to the owner's sockets
+    max_restarts: int = Field(10, ge=0)  # consecutive transcoder crashes before giving up
+    vod_url_ttl_seconds: int = Field(6 * 3600, ge=60)  # presigned segment URLs in VOD playlists
+    # Radio (seed 004): uploaded tracks, the auto-DJ and listener counts.
+    radio_playout: bool = True  # this media plane runs the radio channels' playout
+    radio_track_max_seconds: int = Field(1800, ge=1)
+    radio_track_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    radio_list_size: int = Field(8, ge=3)  # segments in a radio channel's live playlist
+    radio_poll_seconds: float = Field(2.0, gt=0)
+    listener_window_seconds: int = Field(20, ge=5)
+
+
+class RtcSettings(_Section):
+    """Interactive guests: Agora RTC and LiveKit tokens for co-host rooms (docs/media.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="RTC_", env_file=".env", extra="ignore")
+
+    agora_app_id: str | None = None
+    agora_app_certificate: SecretStr | None = None
+    livekit_url: str | None = None  # wss://… given to clients with the token
+    livekit_api_key: str | None = None
+    livekit_api_secret: SecretStr | None = None
+    token_ttl_seconds: int = Field(3600, ge=60, le=86400)
 
 
 class NotificationsSettings(_Section):
@@ -400,6 +433,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     kyc: KycSettings = Field(default_factory=KycSettings)
+    rtc: RtcSettings = Field(default_factory=RtcSettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -69,7 +69,7 @@ async def publisher() -> AsyncIterator[Callable[..., Awaitable[asyncio.subproces
     """ffmpeg publishing a small generated test pattern (+ sine) over RTMP; stopped at the end."""
     procs: list[asyncio.subprocess.Process] = []
 
-    async def start(url: str, *, audio_only: bool = False) -> asyncio.subprocess.Process:
+    async def start(url: str, *, audio_only: bool = False, seconds: float | None = None) -> asyncio.subprocess.Process:
         assert FFMPEG is not None
         argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re"]
         if not audio_only:
@@ -90,7 +90,10 @@ async def publisher() -> AsyncIterator[Callable[..., Awaitable[asyncio.subproces
                 "-pix_fmt",
                 "yuv420p",
             ]
-        argv += ["-c:a", "aac", "-b:a", "64k", "-f", "flv", url]
+        if seconds is not None:
+            argv += ["-t", str(seconds)]
+        container = "mpegts" if url.startswith("srt:") else "flv"
+        argv += ["-c:a", "aac", "-b:a", "64k", "-f", container, url]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

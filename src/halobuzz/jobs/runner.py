@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from halobuzz.core.runtime import Runtime
 
 # Modules whose import registers consumers (the decorator runs at import time).
-CONSUMER_MODULES = ("halobuzz.webhooks.service", "halobuzz.notifications.consumers")
+CONSUMER_MODULES = ("halobuzz.webhooks.service", "halobuzz.notifications.consumers", "halobuzz.media.consumers")
 
 
 def load_consumers() -> None:

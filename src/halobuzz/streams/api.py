@@ -60,6 +60,9 @@ def _announcer(rt: Runtime) -> service.OnAir:
             realtime_hooks.stream_ended(
                 rt, stream_id=change.stream_id, broadcast_id=change.broadcast_id, ended_at=change.at
             )
+        media = rt.extras.get("media")  # the media plane stops transcoding a stream that ended
+        if media is not None and hasattr(media, "on_air_change"):
+            media.on_air_change(change)
 
     return announce
 
