@@ -127,7 +127,9 @@ async def app_factory(make_settings: Callable[..., Settings], database_url: str)
 
     async def start(**overrides: Any) -> HaloBuzzApp:
         app = create_app(make_settings(**overrides))
-        manager = LifespanManager(app)  # type: ignore[arg-type]
+        # Generous start-up/shutdown bounds: each shutdown step is bounded by the app itself, and on a
+        # loaded CI machine the sum can pass asgi-lifespan's default of 5 s without anything being stuck.
+        manager = LifespanManager(app, startup_timeout=60, shutdown_timeout=60)  # type: ignore[arg-type]
         await manager.__aenter__()
         managers.append(manager)
         return app
