@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,11 @@ class ApiResult:
         return str(err.get("code")) if isinstance(err, dict) else ""
 
 
+# A page runs at most this many API calls at once (they share the database pool with every
+# other request, and some routes hold two connections).
+CONCURRENT_CALLS = 3
+
+
 class Api:
     """One request's view of the API, as the signed-in user when ``token`` is set."""
 
@@ -50,6 +56,7 @@ class Api:
         self._app = app
         self.token = token
         self._headers = {"user-agent": user_agent or "halobuzz-web", "x-forwarded-for": ip}
+        self._slots = asyncio.Semaphore(CONCURRENT_CALLS)
 
     async def call(
         self,
@@ -68,7 +75,7 @@ class Api:
         sent.update(headers or {})
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         transport = httpx.ASGITransport(app=self._app, client=(self._headers["x-forwarded-for"], 0))
-        async with httpx.AsyncClient(transport=transport, base_url=_INTERNAL) as client:
+        async with self._slots, httpx.AsyncClient(transport=transport, base_url=_INTERNAL) as client:
             response = await client.request(
                 method, path if raw_path else "/api/v1" + path, json=json, params=clean, files=files, headers=sent
             )

@@ -53,3 +53,8 @@ def choose(*, query: str | None, cookie: str | None, profile: str | None, accept
         if candidate and candidate.lower() in LANGUAGES:
             return candidate.lower()
     return from_accept_language(accept) or DEFAULT
+
+
+def has_key(key: str) -> bool:
+    """Whether ``key`` is a known text (the English catalog names every key)."""
+    return key in catalog(DEFAULT)
