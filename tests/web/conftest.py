@@ -15,6 +15,9 @@ from halobuzz.app import HaloBuzzApp
 from halobuzz.core.clock import utcnow
 from halobuzz.economy.service import ensure_default_catalog
 from tests.conftest import client_for
+from tests.payments.conftest import fake_provider, payments_app
+
+__all__ = ["fake_provider", "payments_app"]
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "correct horse battery 9"

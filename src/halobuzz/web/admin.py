@@ -570,6 +570,10 @@ async def categories(request: Request) -> Response:
 @page_route
 async def category_create(request: Request) -> Response:
     page, form = await _posted(request, admin_only=True)
+    if text(form, "action") == "activate":
+        # Deactivated categories are not listed: they come back by slug.
+        result = await page.api.call("PATCH", f"/categories/{text(form, 'slug') or '-'}", json={"is_active": True})
+        return await _finish(page, result, _categories_view, "/admin/categories", "saved")
     body = {
         "slug": text(form, "slug"),
         "name": text(form, "name"),
@@ -587,13 +591,11 @@ async def category_edit(request: Request, slug: str) -> Response:
     if text(form, "action") == "deactivate":
         result = await page.api.call("DELETE", f"/categories/{slug}")
     else:
-        body: dict[str, Any] = {
+        body = {
             "name": text(form, "name"),
             "description": text(form, "description"),
             "position": number(form, "position") or 0,
         }
-        if text(form, "action") == "activate":
-            body = {"is_active": True}
         result = await page.api.call("PATCH", f"/categories/{slug}", json=body)
     return await _finish(page, result, _categories_view, "/admin/categories", "saved")
 

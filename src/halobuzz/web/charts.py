@@ -42,10 +42,11 @@ def bar_chart(series: Sequence[tuple[str, float]], *, title: str, chart_id: str,
         y = GAP + i * (BAR_HEIGHT + GAP)
         width = 0 if value <= 0 else max(1.0, span * value / peak)
         parts.append(
-            f'<text x="0" y="{y + 13}" fill="#c5c7e0" font-size="11">{escape(label[:18])}</text>'
+            f"<g><title>{escape(label)}: {escape(_fmt(value))}{escape(unit)}</title>"
+            f'<text x="0" y="{y + 13}" fill="#c5c7e0" font-size="11">{escape(_short(label))}</text>'
             f'<rect x="{LABEL_WIDTH}" y="{y}" width="{width:.1f}" height="{BAR_HEIGHT}" rx="3" fill="#ff4f8b"></rect>'
             f'<text x="{LABEL_WIDTH + width + 4:.1f}" y="{y + 13}" fill="#f4f4fb" font-size="11">'
-            f"{escape(_fmt(value))}{escape(unit)}</text>"
+            f"{escape(_fmt(value))}{escape(unit)}</text></g>"
         )
     if not rows:
         parts.append('<text x="0" y="16" fill="#c5c7e0" font-size="11">—</text>')
@@ -56,6 +57,52 @@ def bar_chart(series: Sequence[tuple[str, float]], *, title: str, chart_id: str,
     )
     parts.append("</tbody></table></figure>")
     return "".join(parts)
+
+
+def column_chart(series: Sequence[tuple[str, float]], *, title: str, chart_id: str) -> str:
+    """Vertical columns over time (oldest first), the first, middle and last labels shown below."""
+    rows = [(str(label), float(value)) for label, value in series]
+    peak = max((v for _, v in rows), default=0.0) or 1.0
+    height, base = 120, 100
+    step = WIDTH / max(1, len(rows))
+    cid = escape(chart_id)
+    parts = [
+        f'<figure class="chart" id="{cid}">',
+        f"<figcaption>{escape(title)}</figcaption>",
+        f'<svg viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-labelledby="{cid}-t">',
+        f'<title id="{cid}-t">{escape(title)}</title>',
+        f'<line x1="0" y1="{base}" x2="{WIDTH}" y2="{base}" stroke="#3a3d66"></line>',
+    ]
+    shown = {0, len(rows) // 2, len(rows) - 1}
+    for i, (label, value) in enumerate(rows):
+        h = 0 if value <= 0 else max(1.0, (base - 14) * value / peak)
+        x = i * step + 2
+        parts.append(
+            f"<g><title>{escape(label)}: {escape(_fmt(value))}</title>"
+            f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{max(1.0, step - 4):.1f}" height="{h:.1f}" rx="2" fill="#ff4f8b"></rect>'
+            + (
+                f'<text x="{x:.1f}" y="{base - h - 3:.1f}" fill="#f4f4fb" font-size="9">{escape(_fmt(value))}</text>'
+                if value
+                else ""
+            )
+            + (
+                f'<text x="{x:.1f}" y="{base + 14}" fill="#c5c7e0" font-size="10">{escape(label)}</text>'
+                if i in shown
+                else ""
+            )
+            + "</g>"
+        )
+    parts.append("</svg>")
+    parts.append('<table class="sr"><tbody>')
+    parts.extend(f"<tr><th>{escape(label)}</th><td>{escape(_fmt(value))}</td></tr>" for label, value in rows)
+    parts.append("</tbody></table></figure>")
+    return "".join(parts)
+
+
+def _short(label: str, size: int = 18) -> str:
+    """A label that fits beside its bar: route templates lose their ``/api/v1`` prefix."""
+    text = label.removeprefix("/api/v1")
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 # --- Prometheus text format --------------------------------------------------------------------

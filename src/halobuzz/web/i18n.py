@@ -25,7 +25,11 @@ def catalog(lang: str) -> dict[str, str]:
 
 
 def translate(lang: str, key: str, **values: object) -> str:
-    text = catalog(lang).get(key) or catalog(DEFAULT).get(key) or key
+    """The text of ``key``; with ``count=1`` the ``key.one`` form when the language has one."""
+    text = None
+    if values.get("count") == 1:
+        text = catalog(lang).get(f"{key}.one") or (catalog(DEFAULT).get(f"{key}.one") if lang == DEFAULT else None)
+    text = text or catalog(lang).get(key) or catalog(DEFAULT).get(key) or key
     return text.format(**values) if values else text
 
 

@@ -163,7 +163,7 @@ async def _stream_view(
         categories=items(cats) if cats else [],
         timeouts=TIMEOUTS,
         ingest_url=f"rtmp://{host}{'' if port == 1935 else f':{port}'}/live",
-        notice=notice or page.notice(),
+        notice=page.t(f"notice.{notice}") if notice else page.notice(),
         error=error,
     )
 

@@ -114,10 +114,24 @@ async def playback(request: Request, stream_id: str) -> Response:
             return page.json({"live": False, "url": None})
         return page.json(result.data, result.status)
     url = str(result.data.get("url") or "")
-    ready = False
-    if url.startswith("/api/v1/"):
-        ready = (await page.api.call("GET", url, raw_path=True)).ok
+    ready = url.startswith("/api/v1/") and await _playlists_ready(page, url)
     return page.json({"live": True, "url": url if ready else None, "expires_at": result.data.get("expires_at")})
+
+
+async def _playlists_ready(page: Page, master_url: str) -> bool:
+    """The master playlist and every variant it names exist (the transcoder writes the master
+    first and each variant after its first segment; a player started earlier sees 404s)."""
+    master = await page.api.call("GET", master_url, raw_path=True)
+    if not master.ok or not isinstance(master.data, str):
+        return False
+    base = master_url.rsplit("/", 1)[0]
+    variants = [line.strip() for line in master.data.splitlines() if line.strip() and not line.startswith("#")]
+    if not variants:
+        return False
+    if any(v.startswith(("http:", "https:", "/")) for v in variants):
+        return True  # served from elsewhere: the master is all this server can check
+    found = await asyncio.gather(*(page.api.call("GET", f"{base}/{v}", raw_path=True) for v in variants))
+    return all(r.ok for r in found)
 
 
 @router.get("/streams/{stream_id}/recordings/{recording_id}", response_class=HTMLResponse)

@@ -144,6 +144,7 @@
         seen = {};
       }
       (ack.messages || []).forEach(render);
+      root.dataset.recovered = String(!!ack.recovered);
       root.dataset.chatReady = "true";
       if (form) form.hidden = false;
     },
