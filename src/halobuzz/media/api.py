@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
@@ -90,7 +91,12 @@ async def hls(stream_id: StreamId, token: str, path: str, rt: RuntimeDep) -> Res
     if not target.is_relative_to(base) or not target.is_file() or target.suffix not in service.CONTENT_TYPES:
         raise NotFound("no such media file", code="media_not_found")
     # Playlists change every segment; segments never change once written.
-    cache = "public, max-age=1" if target.suffix == ".m3u8" else "public, max-age=86400, immutable"
+    if target.suffix == ".m3u8":
+        # Read whole: the transcoder replaces playlists while they are served, and a length taken
+        # before the read would not match the file that is then sent.
+        text = await asyncio.to_thread(target.read_bytes)
+        return Response(text, media_type=service.CONTENT_TYPES[".m3u8"], headers={"Cache-Control": "public, max-age=1"})
+    cache = "public, max-age=86400, immutable"
     return FileResponse(
         FsPath(target), media_type=service.CONTENT_TYPES[target.suffix], headers={"Cache-Control": cache}
     )

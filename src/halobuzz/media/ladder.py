@@ -104,7 +104,7 @@ def audio_command(media: MediaSettings, source: str, out_dir: Path) -> tuple[lis
 def _hls_tail(seg: int, out_dir: Path, streams: str) -> list[str]:
     return [
         "-f", "hls", "-hls_time", str(seg), "-hls_list_size", "0", "-hls_playlist_type", "event",
-        "-hls_flags", "independent_segments+program_date_time",
+        "-hls_flags", "independent_segments+program_date_time+temp_file",
         "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts"),
         "-var_stream_map", streams, str(out_dir / "%v" / "index.m3u8"),
     ]  # fmt: skip
