@@ -88,9 +88,10 @@ class Api:
         files: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         raw_path: bool = False,
+        anonymous: bool = False,
     ) -> ApiResult:
         sent = dict(self._headers)
-        if self.token:
+        if self.token and not anonymous:
             sent["authorization"] = f"Bearer {self.token}"
         sent.update(headers or {})
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
@@ -117,6 +118,10 @@ class Api:
 
     async def get(self, path: str, **params: Any) -> ApiResult:
         return await self.call("GET", path, params=params)
+
+    async def public(self, path: str, **params: Any) -> ApiResult:
+        """A read that is the same for everyone, made anonymously so the response cache serves it."""
+        return await self.call("GET", path, params=params, anonymous=True)
 
     async def post(self, path: str, json: Any = None, **kw: Any) -> ApiResult:
         return await self.call("POST", path, json=json, **kw)

@@ -39,8 +39,8 @@ async def home(request: Request) -> Response:
         "sort": q.get("sort") if q.get("sort") in SORTS else "viewers",
     }
     live, cats = await asyncio.gather(
-        page.api.get("/streams/live", cursor=q.get("cursor"), limit=24, **filters),
-        page.api.get("/categories"),
+        page.api.public("/streams/live", cursor=q.get("cursor"), limit=24, **filters),
+        page.api.public("/categories"),
     )
     more = None
     if next_cursor(live):
@@ -57,15 +57,15 @@ async def home(request: Request) -> Response:
 
 
 async def _stream_view(page: Page, stream_id: str, *, error: str | None = None, status: int = 200) -> Response:
-    stream = page.must(await page.api.get(f"/streams/{stream_id}"))
+    stream = page.must(await page.api.public(f"/streams/{stream_id}"))
     owner = stream.get("owner") or {}
     calls = [
-        page.api.get("/gifts"),
-        page.api.get(f"/streams/{stream_id}/chat/modes"),
-        page.api.get(f"/streams/{stream_id}/chat", limit=50),
-        page.api.get(f"/streams/{stream_id}/recordings"),
-        page.api.get(f"/users/{owner.get('id')}"),
-        page.api.get(f"/streams/{stream_id}/chat/moderators"),
+        page.api.public("/gifts"),
+        page.api.public(f"/streams/{stream_id}/chat/modes"),
+        page.api.public(f"/streams/{stream_id}/chat", limit=50),
+        page.api.public(f"/streams/{stream_id}/recordings"),
+        page.api.get(f"/users/{owner.get('id')}"),  # as the viewer: whether they follow the owner
+        page.api.public(f"/streams/{stream_id}/chat/moderators"),
     ]
     if page.me is not None:
         calls.append(page.api.get("/wallet"))
