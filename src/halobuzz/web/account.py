@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from halobuzz.web.client import ApiResult
-from halobuzz.web.pages import Page, items, page_route, text, uid
+from halobuzz.web.pages import Page, items, page_route, text
 
 router = APIRouter(include_in_schema=False)
 PROFILE_FIELDS = ("display_name", "bio", "language", "country", "timezone")
@@ -95,9 +95,7 @@ async def avatar_remove(request: Request) -> Response:
 async def revoke(request: Request, session_id: str) -> Response:
     page = await Page.open(request)
     await page.signed_form()
-    sid = uid(session_id)
-    if sid is None:
-        raise page.not_found()
+    sid = page.id_of(session_id)
     return await _done(page, await page.api.call("DELETE", f"/users/me/sessions/{sid}"), "signed_out_device")
 
 

@@ -192,9 +192,7 @@ async def _user_view(page: Page, user_id: str, *, error: str | None = None, stat
 @page_route
 async def user(request: Request, user_id: str) -> Response:
     page = await _staff(request)
-    found = uid(user_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(user_id)
     return await _user_view(page, found)
 
 
@@ -202,9 +200,7 @@ async def user(request: Request, user_id: str) -> Response:
 @page_route
 async def user_action(request: Request, user_id: str, action: str) -> Response:
     page, form = await _posted(request)
-    target = uid(user_id)
-    if target is None:
-        raise page.not_found()
+    target = page.id_of(user_id)
     reason = text(form, "reason")
     base = f"/admin/users/{target}"
     if action == "ban":
@@ -299,9 +295,7 @@ async def _case_view(page: Page, case_id: str, *, error: str | None = None, stat
 @page_route
 async def case(request: Request, case_id: str) -> Response:
     page = await _staff(request)
-    found = uid(case_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(case_id)
     return await _case_view(page, found)
 
 
@@ -309,9 +303,7 @@ async def case(request: Request, case_id: str) -> Response:
 @page_route
 async def case_action(request: Request, case_id: str, action: str) -> Response:
     page, form = await _posted(request)
-    found = uid(case_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(case_id)
     base = f"/moderation/cases/{found}"
     if action == "claim":
         result = await page.api.post(f"{base}/claim")
@@ -336,9 +328,7 @@ async def case_action(request: Request, case_id: str, action: str) -> Response:
 @page_route
 async def appeal_decide(request: Request, appeal_id: str) -> Response:
     page, form = await _posted(request)
-    found = uid(appeal_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(appeal_id)
     body = {"reverse": text(form, "outcome") == "reverse", "reason": text(form, "reason")}
     result = await page.api.post(f"/moderation/appeals/{found}/decision", body)
     return await _finish(page, result, _moderation_view, "/admin/moderation", "decided")
@@ -375,9 +365,7 @@ async def payments(request: Request) -> Response:
 @page_route
 async def refund(request: Request, intent_id: str) -> Response:
     page, form = await _posted(request, admin_only=True)
-    found = uid(intent_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(intent_id)
     result = await page.api.post(f"/admin/payments/{found}/refund", {"reason": text(form, "reason")})
     return await _finish(page, result, _payments_view, "/admin/payments", "refunded")
 
@@ -425,8 +413,8 @@ async def payouts(request: Request) -> Response:
 @page_route
 async def payout_action(request: Request, payout_id: str, action: str) -> Response:
     page, form = await _posted(request, admin_only=True)
-    found = uid(payout_id)
-    if found is None or action not in ("approve", "reject"):
+    found = page.id_of(payout_id)
+    if action not in ("approve", "reject"):
         raise page.not_found()
     body = {"reason": text(form, "reason")} if action == "reject" else None
     result = await page.api.post(f"/admin/payouts/{found}/{action}", body)
@@ -463,9 +451,7 @@ async def flags(request: Request) -> Response:
 @page_route
 async def resolve_flag(request: Request, flag_id: str) -> Response:
     page, form = await _posted(request, admin_only=True)
-    found = uid(flag_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(flag_id)
     result = await page.api.post(f"/admin/economy/flags/{found}/resolve", {"resolution": text(form, "resolution")})
     return await _finish(page, result, _flags_view, "/admin/flags", "done")
 
@@ -545,8 +531,8 @@ async def catalog_create(request: Request, kind: str) -> Response:
 @page_route
 async def catalog_edit(request: Request, kind: str, item_id: str) -> Response:
     page, form = await _posted(request, admin_only=True)
-    found = uid(item_id)
-    if found is None or kind not in ("packages", "gifts"):
+    found = page.id_of(item_id)
+    if kind not in ("packages", "gifts"):
         raise page.not_found()
     if kind == "packages":
         result = await page.api.call("PATCH", f"/admin/coin-packages/{found}", json=_package_body(form, editing=True))
@@ -646,9 +632,7 @@ async def webhook_create(request: Request) -> Response:
 @page_route
 async def webhook_delete(request: Request, webhook_id: str) -> Response:
     page, _ = await _posted(request, admin_only=True)
-    found = uid(webhook_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(webhook_id)
     return await _finish(
         page, await page.api.call("DELETE", f"/admin/webhooks/{found}"), _webhooks_view, "/admin/webhooks", "deleted"
     )
@@ -674,9 +658,7 @@ async def jobs(request: Request) -> Response:
 @page_route
 async def retry_dead(request: Request, dead_id: str) -> Response:
     page, _ = await _posted(request, admin_only=True)
-    found = uid(dead_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(dead_id)
     return await _finish(
         page, await page.api.post(f"/admin/jobs/dead-letter/{found}/retry"), _jobs_view, "/admin/jobs", "retried"
     )

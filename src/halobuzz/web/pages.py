@@ -296,6 +296,13 @@ class Page:
         status = result.status if 400 <= result.status < 600 else 502
         return Halt(self.render("error.html", status=status, message=result.error))
 
+    def id_of(self, raw: str) -> str:
+        """``raw`` when it is a UUID (an id in a page's path), else a 404 page."""
+        found = uid(raw)
+        if found is None:
+            raise self.not_found()
+        return found
+
     def not_found(self) -> Halt:
         return Halt(self.render("error.html", status=404, message=self.t("error.not_found")))
 

@@ -14,17 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from halobuzz.web.client import ApiResult
-from halobuzz.web.pages import Halt, Page, items, number, page_route, text, uid
+from halobuzz.web.pages import Halt, Page, items, number, page_route, text
 
 router = APIRouter(include_in_schema=False)
 TIMEOUTS = (60, 600, 3600, 86400)
-
-
-def _sid(page: Page, raw: str) -> str:
-    found = uid(raw)
-    if found is None:
-        raise page.not_found()
-    return found
 
 
 # --- the studio home ----------------------------------------------------------------------------
@@ -172,7 +165,7 @@ async def _stream_view(
 @page_route
 async def stream_page(request: Request, stream_id: str) -> Response:
     page = await Page.open(request)
-    return await _stream_view(page, _sid(page, stream_id))
+    return await _stream_view(page, page.id_of(stream_id))
 
 
 async def _after(page: Page, stream_id: str, result: ApiResult, notice: str = "saved") -> Response:
@@ -184,7 +177,7 @@ async def _after(page: Page, stream_id: str, result: ApiResult, notice: str = "s
 async def _stream_form(request: Request, stream_id: str) -> tuple[Page, dict[str, Any], str]:
     page = await Page.open(request)
     form, _ = await page.signed_form()
-    return page, form, _sid(page, stream_id)
+    return page, form, page.id_of(stream_id)
 
 
 @router.post("/studio/streams/{stream_id}/rotate")
@@ -248,9 +241,7 @@ async def modes(request: Request, stream_id: str) -> Response:
 @page_route
 async def delete_message(request: Request, stream_id: str, message_id: str) -> Response:
     page, _, sid = await _stream_form(request, stream_id)
-    mid = uid(message_id)
-    if mid is None:
-        raise page.not_found()
+    mid = page.id_of(message_id)
     return await _after(
         page, sid, await page.api.call("DELETE", f"/streams/{sid}/chat/messages/{mid}"), "message_deleted"
     )
@@ -291,9 +282,7 @@ async def ban(request: Request, stream_id: str) -> Response:
 @page_route
 async def lift(request: Request, stream_id: str, user_id: str) -> Response:
     page, _, sid = await _stream_form(request, stream_id)
-    target = uid(user_id)
-    if target is None:
-        raise page.not_found()
+    target = page.id_of(user_id)
     return await _after(page, sid, await page.api.call("DELETE", f"/streams/{sid}/chat/bans/{target}"), "ban_lifted")
 
 
@@ -311,9 +300,7 @@ async def add_moderator(request: Request, stream_id: str) -> Response:
 @page_route
 async def remove_moderator(request: Request, stream_id: str, user_id: str) -> Response:
     page, _, sid = await _stream_form(request, stream_id)
-    target = uid(user_id)
-    if target is None:
-        raise page.not_found()
+    target = page.id_of(user_id)
     return await _after(page, sid, await page.api.call("DELETE", f"/streams/{sid}/chat/moderators/{target}"))
 
 
@@ -321,9 +308,7 @@ async def remove_moderator(request: Request, stream_id: str, user_id: str) -> Re
 @page_route
 async def delete_recording(request: Request, stream_id: str, recording_id: str) -> Response:
     page, _, sid = await _stream_form(request, stream_id)
-    rid = uid(recording_id)
-    if rid is None:
-        raise page.not_found()
+    rid = page.id_of(recording_id)
     return await _after(page, sid, await page.api.call("DELETE", f"/media/recordings/{rid}"), "recording_deleted")
 
 

@@ -20,13 +20,6 @@ REPORT_TARGETS = ("user", "stream", "message")
 REPORT_REASONS = ("spam", "harassment", "hate", "sexual", "violence", "self_harm", "scam", "impersonation", "other")
 
 
-def _stream_id(page: Page, raw: str) -> str:
-    found = uid(raw)
-    if found is None:
-        raise page.not_found()
-    return found
-
-
 @router.get("/", response_class=HTMLResponse)
 @page_route
 async def home(request: Request) -> Response:
@@ -96,7 +89,7 @@ async def _stream_view(page: Page, stream_id: str, *, error: str | None = None, 
 @page_route
 async def stream_page(request: Request, stream_id: str) -> Response:
     page = await Page.open(request)
-    return await _stream_view(page, _stream_id(page, stream_id))
+    return await _stream_view(page, page.id_of(stream_id))
 
 
 @router.get("/streams/{stream_id}/playback.json")
@@ -138,7 +131,7 @@ async def _playlists_ready(page: Page, master_url: str) -> bool:
 @page_route
 async def recording_page(request: Request, stream_id: str, recording_id: str) -> Response:
     page = await Page.open(request)
-    sid = _stream_id(page, stream_id)
+    sid = page.id_of(stream_id)
     stream = page.must(await page.api.get(f"/streams/{sid}"))
     listing = await page.api.get(f"/streams/{sid}/recordings")
     page.must(listing)
@@ -154,7 +147,7 @@ async def recording_page(request: Request, stream_id: str, recording_id: str) ->
 async def send_gift(request: Request, stream_id: str) -> Response:
     page = await Page.open(request)
     form, _ = await page.signed_form()
-    sid = _stream_id(page, stream_id)
+    sid = page.id_of(stream_id)
     result = await page.api.call(
         "POST",
         f"/streams/{sid}/gifts",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from halobuzz.payments.service import enabled_providers
-from halobuzz.web.pages import Page, items, next_cursor, page_route, text, uid
+from halobuzz.web.pages import Page, items, next_cursor, page_route, text
 
 router = APIRouter(include_in_schema=False)
 PROVIDER_NAMES = {"sandbox": "Sandbox", "stripe": "Stripe", "esewa": "eSewa", "khalti": "Khalti"}
@@ -79,9 +79,7 @@ async def buy(request: Request) -> Response:
 
 
 async def _checkout(page: Page, intent_id: str) -> dict[str, object]:
-    found = uid(intent_id)
-    if found is None:
-        raise page.not_found()
+    found = page.id_of(intent_id)
     return dict(page.must(await page.api.get(f"/payments/intents/{found}")))
 
 

@@ -5,6 +5,27 @@
   "use strict";
   var HB = window.HaloBuzz;
 
+  // A chat line: the author in bold and the text as text (never as HTML); `extra` is appended.
+  HB.chatLine = function (m, extra) {
+    var li = document.createElement("li");
+    li.dataset.id = m.id;
+    if (m.seq !== undefined) li.dataset.seq = m.seq;
+    li.dataset.userId = (m.user && m.user.id) || "";
+    var b = document.createElement("b");
+    b.textContent = (m.user && m.user.username) || "";
+    var span = document.createElement("span");
+    span.className = "text";
+    span.textContent = m.text;
+    li.appendChild(b);
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(span);
+    if (extra) {
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(extra);
+    }
+    return li;
+  };
+
   HB.room = function (opts) {
     var streamId = opts.streamId;
     var epoch = null;

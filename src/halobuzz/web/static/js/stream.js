@@ -77,35 +77,20 @@
   var seen = {};
   list.querySelectorAll("li[data-id]").forEach(function (li) { seen[li.dataset.id] = true; });
 
-  function line(m) {
-    var li = document.createElement("li");
-    li.dataset.id = m.id;
-    if (m.seq !== undefined) li.dataset.seq = m.seq;
-    li.dataset.userId = (m.user && m.user.id) || "";
-    var b = document.createElement("b");
-    b.textContent = (m.user && m.user.username) || "";
-    var span = document.createElement("span");
-    span.className = "text";
-    span.textContent = m.text;
-    li.appendChild(b);
-    li.appendChild(document.createTextNode(" "));
-    li.appendChild(span);
-    if (signedIn && m.user && m.user.id !== d.me) {
-      var a = document.createElement("a");
-      a.className = "report";
-      a.textContent = d.tReport;
-      a.href = "/report?" + new URLSearchParams({
-        target_type: "message", target_id: m.id, label: (m.user.username + ": " + m.text).slice(0, 100), next: "/streams/" + streamId
-      }).toString();
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(a);
-    }
-    return li;
+  function reportLink(m) {
+    if (!signedIn || !m.user || m.user.id === d.me) return null;
+    var a = document.createElement("a");
+    a.className = "report";
+    a.textContent = d.tReport;
+    a.href = "/report?" + new URLSearchParams({
+      target_type: "message", target_id: m.id, label: (m.user.username + ": " + m.text).slice(0, 100), next: "/streams/" + streamId
+    }).toString();
+    return a;
   }
   function render(m) {
     if (!m || !m.id || seen[m.id]) return;
     seen[m.id] = true;
-    list.appendChild(line(m));
+    list.appendChild(HB.chatLine(m, reportLink(m)));
     list.scrollTop = list.scrollHeight;
   }
   function note(text) {

@@ -27,22 +27,8 @@
   function render(m) {
     if (!m || !m.id || seen[m.id]) return;
     seen[m.id] = true;
-    var li = document.createElement("li");
-    li.dataset.id = m.id;
-    var b = document.createElement("b");
-    b.textContent = (m.user && m.user.username) || "";
-    var span = document.createElement("span");
-    span.className = "text";
-    span.textContent = m.text;
-    li.appendChild(b);
-    li.appendChild(document.createTextNode(" "));
-    li.appendChild(span);
-    var owner = root.dataset.ownerId;
-    if (m.user && m.user.id !== owner) {
-      var buttons = actions(m);
-      if (buttons) { li.appendChild(document.createTextNode(" ")); li.appendChild(buttons); }
-    }
-    list.appendChild(li);
+    var own = m.user && m.user.id === root.dataset.ownerId;
+    list.appendChild(HB.chatLine(m, own ? null : actions(m)));
     list.scrollTop = list.scrollHeight;
   }
   function setStatus(s) {
