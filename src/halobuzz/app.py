@@ -42,6 +42,7 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.accounts.api import account_router, auth_router
     from halobuzz.accounts.users_api import users_router
     from halobuzz.admin.api import router as admin_router
+    from halobuzz.analytics.api import router as analytics_router
     from halobuzz.chat.api import router as chat_router
     from halobuzz.core.health import router as health_router
     from halobuzz.economy.api import admin_router as economy_admin_router
@@ -86,6 +87,7 @@ def _include_routers(api: FastAPI) -> None:
         kyc_router,
         kyc_admin_router,
         moderation_admin_router,
+        analytics_router,
     ):
         api.include_router(router, prefix=API_PREFIX)
 

@@ -235,6 +235,35 @@ async def test_live_listing_sorts_filters_and_paginates(app, client, make_user, 
     assert ids[1] not in await listed()
 
 
+async def test_live_listing_searches_titles(app, client, make_user, new_stream):
+    creators = [await make_user(roles=["creator"]) for _ in range(4)]
+    titles = ["Evening Ghazal radio", "ghazal & chai", "100% Lo-fi_beats", "Morning news"]
+    ids = [await _make_live(client, app, new_stream, c, 0, title=t) for c, t in zip(creators, titles, strict=True)]
+
+    async def found(q: str, **params):
+        r = await client.get("/api/v1/streams/live", params={"q": q, **params})
+        assert r.status_code == 200, r.text
+        return {i["id"] for i in r.json()["items"]}
+
+    assert await found("GHAZAL") == {ids[0], ids[1]}
+    assert await found("  ghazal  ", sort="recent") == {ids[0], ids[1]}
+    # LIKE wildcards in the query match themselves only.
+    assert await found("100%") == {ids[2]}
+    assert await found("o_b") == set()
+    assert await found("lo-fi_") == {ids[2]}
+    assert await found("%") == {ids[2]}
+    assert await found("nothing like it") == set()
+    # Paging a search keeps the filter.
+    r = await client.get("/api/v1/streams/live", params={"q": "ghazal", "limit": 1})
+    page1 = r.json()
+    page2 = (
+        await client.get("/api/v1/streams/live", params={"q": "ghazal", "limit": 1, "cursor": page1["next_cursor"]})
+    ).json()
+    assert {page1["items"][0]["id"], page2["items"][0]["id"]} == {ids[0], ids[1]} and page2["next_cursor"] is None
+    assert_error(await client.get("/api/v1/streams/live", params={"q": "x" * 101}), 422, "invalid_input")
+    assert_error(await client.get("/api/v1/streams/live", params={"q": "a\nb"}), 422, "invalid_input")
+
+
 async def test_live_listing_rejects_bad_filters_and_cursors(client):
     first = await client.get("/api/v1/streams/live")
     assert first.json() == {"items": [], "next_cursor": None}

@@ -1,30 +1,38 @@
 """The web app in a real browser: Playwright driving Debian's chromium (headless) against a real
-uvicorn server. Every page is checked for console errors and failed requests; screenshots of the
-main pages go to var/screenshots/.
+uvicorn server, with a stream published by ffmpeg (a generated test pattern) through nginx-rtmp
+into the media plane. Every page is checked for console errors and failed requests; screenshots
+of the main pages go to var/screenshots/.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import pyotp
 import pytest
 
 from halobuzz.app import HaloBuzzApp
+from tests.media.conftest import free_port, needs_media, nginx_rtmp, publisher
 from tests.realtime.support import Live
 from tests.realtime.support import live as live
+from tests.web.conftest import PASSWORD, TOTP_SECRET
+from tests.web.world import build_world, pages
+
+__all__ = ["needs_media", "nginx_rtmp", "publisher"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-PASSWORD = "correct horse battery 9"
-TIMEOUT_MS = 20_000
+TIMEOUT_MS = 30_000
+MEDIA_TIMEOUT_MS = 90_000
 
 
 class Problems:
-    """Console errors and failed requests seen by every page of a browser context."""
+    """Console errors and failed requests seen by every page of the browser contexts watched."""
 
     def __init__(self) -> None:
         self.items: list[str] = []
@@ -39,7 +47,7 @@ class Problems:
 
     def _request_failed(self, request: Any) -> None:
         # ERR_ABORTED is the browser cancelling a request because the page navigated on (a favicon
-        # still loading when a form submits), not a request that failed.
+        # or a playlist still loading when a form submits or the page reloads), not a failure.
         if request.failure != "net::ERR_ABORTED":
             self.items.append(f"request failed: {request.url} {request.failure}")
 
@@ -67,32 +75,71 @@ async def shot(page: Any, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-async def sign_in(page: Any, url: str, login: str, password: str) -> None:
+async def sign_in(page: Any, url: str, login: str, password: str, otp: str | None = None) -> None:
     await page.goto(f"{url}/login")
     await page.fill("#login", login)
     await page.fill("#password", password)
-    await page.click("form.stack button[type=submit]")
+    if otp:
+        await page.fill("#otp", otp)
+    await page.click("#login-form button[type=submit]")
     await page.wait_for_url(f"{url}/")
 
 
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def playing(page: Any, selector: str = "#media") -> None:
+    """The media element's current time advances: the video really plays."""
+    start = await page.wait_for_function(
+        f"() => {{ const m = document.querySelector('{selector}'); return m && m.currentTime > 0.5 && m.currentTime; }}",
+        timeout=MEDIA_TIMEOUT_MS,
+    )
+    first = await start.json_value()
+    await page.wait_for_function(
+        f"t => document.querySelector('{selector}').currentTime > t + 1", arg=first, timeout=MEDIA_TIMEOUT_MS
+    )
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.usefixtures("needs_media")
 async def test_viewer_creator_and_admin_journeys(
     app: HaloBuzzApp,
     make_user: Callable[..., Any],
     live: Callable[..., Any],
+    nginx_rtmp: Any,
+    publisher: Any,
     browser: Any,
+    tmp_path: Path,
 ) -> None:
-    server: Live = await live()
+    port = free_port()
+    server: Live = await live(
+        media={"enabled": True, "rtmp_port": port, "segment_seconds": 1, "grace_seconds": 0,
+               "ladder": "180p:200k,120p:120k", "x264_preset": "ultrafast", "thumbnail_seconds": 1,
+               "hls_dir": tmp_path / "hls"},
+    )  # fmt: skip
+    await nginx_rtmp(server.app.runtime.settings, port, server.url)
     url = server.url
     problems = Problems()
     creator = await make_user("studiohost", roles=["creator"])
-    admin = await make_user("paneladmin", roles=["admin"])
+    admin = await make_user("paneladmin", roles=["admin"], totp_secret=TOTP_SECRET, totp_enabled_at=_now())
     chatter = await make_user("secondviewer")
-    async with httpx.AsyncClient(base_url=url) as api:
-        created = await api.post("/api/v1/streams", json={"title": "Test pattern live"}, headers=creator.headers)
-        assert created.status_code == 201, created.text
-        stream_id = created.json()["id"]
-        started = await api.post(f"/api/v1/streams/{stream_id}/start", headers=creator.headers)
-        assert started.status_code == 200, started.text
+    http = server.http
+    created = await http.post("/api/v1/streams", json={"title": "Test pattern live"}, headers=creator.headers)
+    assert created.status_code == 201, created.text
+    stream_id, key = created.json()["id"], created.json()["stream_key"]
+
+    # The creator publishes a generated test pattern over RTMP: the stream goes live by itself.
+    pub = await publisher(f"rtmp://127.0.0.1:{port}/live/{key}")
+
+    async def is_live() -> bool:
+        return (await http.get(f"/api/v1/streams/{stream_id}")).json()["status"] == "live"
+
+    await until(is_live, "the published stream goes live")
 
     # A new viewer signs up and buys coins with the sandbox checkout.
     viewer_ctx = await browser.new_context(viewport={"width": 390, "height": 844})
@@ -103,57 +150,170 @@ async def test_viewer_creator_and_admin_journeys(
     await viewer.fill("#username", "newviewer")
     await viewer.fill("#email", "newviewer@example.com")
     await viewer.fill("#password", PASSWORD)
-    await viewer.click("form.stack button[type=submit]")
-    await viewer.wait_for_url(url + "/")
+    await viewer.click("#signup-form button[type=submit]")
+    await viewer.wait_for_url(url + "/?notice=welcome")
     await viewer.goto(url + "/wallet")
     await viewer.click("button[data-package='Starter']")
+    await viewer.wait_for_selector("#checkout")
+    await shot(viewer, "checkout")
+    await viewer.click("#pay")
     await viewer.wait_for_selector("p.notice")
     assert int(await viewer.inner_text("#balance")) >= 500
+    assert await viewer.locator("#history tbody tr").count() == 1
     await shot(viewer, "wallet")
 
-    # Both viewers open the live stream; a message from one reaches the other.
+    # The viewer finds the stream with the title search and watches it play.
+    await viewer.goto(url + "/")
+    await viewer.fill("#f-q", "pattern")
+    await viewer.click("form.filters button[type=submit]")
+    await viewer.click(f"#live-list a[href='/streams/{stream_id}']")
+    await viewer.wait_for_selector("#stream[data-chat-ready='true']")
+    await playing(viewer)
+    await viewer.wait_for_selector("#quality-wrap:not([hidden])")
+    levels = await viewer.locator("#quality option").all_inner_texts()
+    assert {"240p", "180p", "120p"} <= set(levels), levels
+    await viewer.select_option("#quality", label="120p")
+
+    # A second viewer in another browser context sees the first one's message.
     other_ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
     other = problems.watch(await other_ctx.new_page())
     await sign_in(other, url, chatter.username, chatter.password)
     await other.goto(f"{url}/streams/{stream_id}")
-    await viewer.goto(f"{url}/streams/{stream_id}")
     await other.wait_for_selector("#stream[data-chat-ready='true']")
-    await viewer.wait_for_selector("#stream[data-chat-ready='true']")
     await viewer.fill("#chat-input", "namaste from the browser")
     await viewer.press("#chat-input", "Enter")
     await other.wait_for_selector("#messages li:has-text('namaste from the browser')")
 
-    # A gift: the animation plays for viewers and the creator's studio shows the sender.
+    # The second viewer's connection drops; what was said meanwhile arrives on reconnection.
+    await other.evaluate("() => window.HaloBuzz.socket.disconnect()")
+    await other.wait_for_selector("#stream[data-chat-ready='false']")
+    await viewer.fill("#chat-input", "said while you were away")
+    await viewer.press("#chat-input", "Enter")
+    await viewer.wait_for_selector("#messages li:has-text('said while you were away')")
+    await other.evaluate("() => window.HaloBuzz.socket.connect()")
+    await other.wait_for_selector("#stream[data-chat-ready='true'][data-recovered='true']")
+    await other.wait_for_selector("#messages li:has-text('said while you were away')")
+
+    # A gift: the animation plays for viewers; the creator's studio shows the sender.
     await viewer.click("button[data-gift='Rose']")
-    await other.wait_for_selector("#gift-stage img.gift-pop", state="attached")
+    await other.wait_for_selector("#messages li.system:has-text('newviewer')")
     await shot(other, "stream-desktop")
     creator_ctx = await browser.new_context()
     studio = problems.watch(await creator_ctx.new_page())
     await sign_in(studio, url, creator.username, creator.password)
     await studio.goto(f"{url}/studio/streams/{stream_id}")
     await studio.wait_for_selector("#leaderboard li:has-text('newviewer')")
+    await studio.wait_for_selector("#studio[data-chat-ready='true']")
+    await viewer.click("button[data-gift='Rose']")
+    await studio.wait_for_selector("#gift-feed li[data-sender='newviewer']")
+    assert "yes" in await studio.inner_text("#health dd[data-k='transcoding']")
+    await shot(studio, "studio-stream")
 
-    # The creator rotates the stream key.
+    # The creator rotates the stream key (revealed once, different each time).
     await studio.click("#rotate-key")
     first = await studio.inner_text("#stream-key")
     await studio.click("#rotate-key")
     await studio.wait_for_function("k => document.querySelector('#stream-key').textContent !== k", arg=first)
-    await shot(studio, "studio")
 
-    # An admin bans the new viewer; the viewer's page session ends.
-    admin_ctx = await browser.new_context()
+    # The second viewer reports the new viewer's message.
+    await other.click("#messages li:has-text('namaste from the browser') a.report")
+    await other.select_option("#reason", "spam")
+    await other.fill("#details", "keeps advertising")
+    await other.click("#report-form button[type=submit]")
+    await other.wait_for_url(re.compile(r".*/streams/.*notice=reported"))
+
+    # An admin (two-factor on) bans the new viewer from the moderation queue; the viewer is signed out.
+    admin_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     panel = problems.watch(await admin_ctx.new_page())
-    await sign_in(panel, url, admin.username, admin.password)
-    await panel.goto(f"{url}/admin?q=newviewer")
-    row = panel.locator("tr[data-username='newviewer']")
-    await row.locator("input[name=reason]").fill("spam")
-    await row.locator("button[type=submit]").click()
+    await sign_in(panel, url, admin.username, admin.password, pyotp.TOTP(TOTP_SECRET).now())
+    await panel.goto(url + "/admin")
+    await panel.wait_for_selector("#chart-status svg")
+    await shot(panel, "admin-overview")
+    await panel.goto(url + "/admin/moderation")
+    await panel.click("#queue tbody tr a")
+    await panel.wait_for_selector(".messages.context li.target:has-text('namaste from the browser')")
+    await panel.check("input[name=decision][value=ban]")
+    await panel.fill("#d-reason", "spam in chat")
+    await shot(panel, "admin-case")
+    await panel.click("#decide")
     await panel.wait_for_selector("p.notice")
-    await shot(panel, "admin")
+    await shot(panel, "admin-moderation")
+    # The viewer's open stream page learns it over the socket and shows the signed-out page.
+    await viewer.wait_for_selector("header a[href='/login']")
     await viewer.goto(url + "/wallet")
-    await viewer.wait_for_url(re.compile(r".*/login\?next=/wallet$"))
+    await viewer.wait_for_url(re.compile(r".*/login\?next=%2Fwallet$"))
     await shot(viewer, "login-after-ban")
+
+    # The broadcast ends; its recording plays as a past broadcast.
+    pub.terminate()
+    await pub.wait()
+
+    async def recorded() -> bool:
+        return bool((await http.get(f"/api/v1/streams/{stream_id}/recordings")).json()["items"])
+
+    await until(recorded, "the recording is stored")
+    await other.goto(f"{url}/streams/{stream_id}")
+    await other.click(".vods a")
+    await other.wait_for_selector("#vod")
+    await other.evaluate("() => document.getElementById('media').play()")
+    await playing(other)
+    await shot(other, "vod")
 
     for context in (viewer_ctx, other_ctx, creator_ctx, admin_ctx):
         await context.close()
-    assert problems.items == []
+    assert problems.items == [], "\n".join(problems.items)
+
+
+@pytest.mark.timeout(300)
+async def test_every_page_in_the_browser(
+    app: HaloBuzzApp, make_user: Any, make_admin: Any, live: Callable[..., Any], browser: Any
+) -> None:
+    """Each page as its people see it: no console error, no failed request, keyboard focus visible."""
+    world = await build_world(app, make_user, make_admin)
+    server: Live = await live()
+    url = server.url
+    problems = Problems()
+    contexts: dict[str, Any] = {}
+    tabs: dict[str, Any] = {}
+    for who in ("anonymous", "viewer", "creator", "moderator", "admin"):
+        contexts[who] = await browser.new_context(viewport={"width": 1280, "height": 900})
+        tabs[who] = problems.watch(await contexts[who].new_page())
+    await sign_in(tabs["viewer"], url, world.viewer.username, world.viewer.password)
+    await sign_in(tabs["creator"], url, world.creator.username, world.creator.password)
+    await sign_in(tabs["moderator"], url, world.moderator.username, world.moderator.password)
+    await sign_in(tabs["admin"], url, world.admin.username, world.admin.password, pyotp.TOTP(TOTP_SECRET).now())
+    shots = {
+        ("viewer", "/account"): "account",
+        ("creator", "/studio"): "studio",
+        ("creator", "/studio/earnings"): "studio-earnings",
+        ("admin", "/admin/users?q=world"): "admin-users",
+        ("admin", "/admin/payments"): "admin-payments",
+        ("admin", "/admin/catalog"): "admin-catalog",
+        ("admin", "/admin/jobs"): "admin-jobs",
+        ("anonymous", "/"): "home-desktop",
+    }
+    for who, path in pages(world):
+        if "/recordings/" in path:
+            continue  # the world's recording has no files; the journey test plays a real one
+        tab = tabs[who]
+        await tab.goto(url + path, wait_until="load")
+        await tab.wait_for_load_state("networkidle")
+        assert await tab.title(), path
+        # Keyboard: the first Tab lands on the skip link, which is visible when focused.
+        await tab.keyboard.press("Tab")
+        focused = await tab.evaluate("() => document.activeElement && document.activeElement.className")
+        assert focused == "skip", (who, path, focused)
+        if (who, path) in shots:
+            await shot(tab, shots[(who, path)])
+    # The admin overview's live chart draws once it has two samples.
+    await tabs["admin"].goto(url + "/admin")
+    await tabs["admin"].wait_for_selector("#live-chart[data-samples='2']", timeout=20_000)
+    for context in contexts.values():
+        await context.close()
+    assert problems.items == [], "\n".join(problems.items)
+
+
+def _now() -> Any:
+    from halobuzz.core.clock import utcnow
+
+    return utcnow()

@@ -12,11 +12,20 @@ from fastapi.responses import HTMLResponse
 from halobuzz.accounts.deps import AdminUser, CurrentUser, _authenticate, _bearer
 from halobuzz.accounts.models import User
 from halobuzz.core.clock import utcnow
-from halobuzz.core.deps import RuntimeDep, SessionDep, SettingsDep
+from halobuzz.core.deps import PageDep, RuntimeDep, SessionDep, SettingsDep
 from halobuzz.core.errors import Forbidden, Unauthorized
 from halobuzz.core.runtime import Runtime
 from halobuzz.payments import reconcile, refunds, service
-from halobuzz.payments.schemas import IntentIn, IntentOut, ReconciliationOut, RefundIn, RefundOut, WebhookOut
+from halobuzz.payments.schemas import (
+    AdminIntentOut,
+    AdminIntentPage,
+    IntentIn,
+    IntentOut,
+    ReconciliationOut,
+    RefundIn,
+    RefundOut,
+    WebhookOut,
+)
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
@@ -127,6 +136,28 @@ async def khalti_callback(
 )
 async def reconciliation(admin: AdminUser, session: SessionDep) -> ReconciliationOut:
     return ReconciliationOut(**await service.reconcile(session=session))
+
+
+@admin_router.get("/payments", response_model=AdminIntentPage, summary="Payments, newest first (admins)")
+async def list_payments(
+    admin: AdminUser,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[
+        str | None, Query(max_length=16, description="pending, succeeded, failed, canceled or refunded")
+    ] = None,
+    provider: Annotated[str | None, Query(max_length=16, description="sandbox, stripe, esewa or khalti")] = None,
+    user_id: Annotated[uuid.UUID | None, Query(description="only this buyer's payments")] = None,
+) -> AdminIntentPage:
+    found = await service.list_intents(
+        session=session, status=status, provider=provider, user_id=user_id, limit=page.limit, cursor=page.cursor
+    )
+    return AdminIntentPage(
+        items=[
+            AdminIntentOut.model_validate(intent).model_copy(update={"username": name}) for intent, name in found.items
+        ],
+        next_cursor=found.next_cursor,
+    )
 
 
 @admin_router.post(

@@ -32,6 +32,20 @@ class IntentOut(BaseModel):
     next_action: dict[str, Any] | None = None
 
 
+class AdminIntentOut(IntentOut):
+    """A payment as administrators see it: with its buyer."""
+
+    user_id: uuid.UUID
+    username: str = ""
+    provider_reference: str | None = None
+    transaction_id: uuid.UUID | None = None
+
+
+class AdminIntentPage(BaseModel):
+    items: list[AdminIntentOut]
+    next_cursor: str | None = None
+
+
 class WebhookOut(BaseModel):
     received: bool
     intent_id: uuid.UUID | None = None

@@ -20,6 +20,7 @@ from halobuzz.core import events
 from halobuzz.core.db import Database
 from halobuzz.core.errors import Conflict, InvalidInput, NotFound
 from halobuzz.core.ids import uuid7
+from halobuzz.core.pagination import decode_cursor, encode_cursor
 from halobuzz.economy import fraud, ledger
 from halobuzz.economy import service as economy_service
 from halobuzz.economy.models import COIN, LedgerAccount
@@ -380,6 +381,42 @@ async def apply_khalti_lookup(
         amount=intent.amount,
         currency="NPR",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class IntentPage:
+    items: list[tuple[PaymentIntent, str]]
+    next_cursor: str | None
+
+
+async def list_intents(
+    *,
+    session: AsyncSession,
+    status: str | None = None,
+    provider: str | None = None,
+    user_id: uuid.UUID | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> IntentPage:
+    """Payments newest first with their buyer's username (admins), optionally filtered."""
+    if status is not None and status not in {s.value for s in IntentStatus}:
+        raise InvalidInput("status is one of " + ", ".join(s.value for s in IntentStatus), code="invalid_status")
+    query = select(PaymentIntent, User.username).join(User, User.id == PaymentIntent.user_id)
+    if status is not None:
+        query = query.where(PaymentIntent.status == status)
+    if provider is not None:
+        query = query.where(PaymentIntent.provider == provider)
+    if user_id is not None:
+        query = query.where(PaymentIntent.user_id == user_id)
+    if cursor:
+        (last_id,) = decode_cursor(cursor, uuid.UUID)
+        query = query.where(PaymentIntent.id < last_id)
+    rows = [
+        (intent, str(name))
+        for intent, name in (await session.execute(query.order_by(PaymentIntent.id.desc()).limit(limit + 1))).all()
+    ]
+    items = rows[:limit]
+    return IntentPage(items, encode_cursor(items[-1][0].id) if len(rows) > limit and items else None)
 
 
 async def reconcile(*, session: AsyncSession) -> dict[str, Any]:

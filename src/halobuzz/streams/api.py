@@ -26,6 +26,7 @@ from halobuzz.streams.schemas import (
     LiveSort,
     LiveStreamOut,
     Region,
+    SearchText,
     Slug,
     StreamCreate,
     StreamCreatedOut,
@@ -98,6 +99,7 @@ async def live_streams(
     category: Annotated[Slug | None, Query(description="category slug")] = None,
     language: Annotated[Language | None, Query(description="language code")] = None,
     region: Annotated[Region | None, Query(description="region code, e.g. np, in, global")] = None,
+    q: Annotated[SearchText | None, Query(description="words the title contains (any case)")] = None,
 ) -> Page[LiveStreamOut]:
     found = await service.list_live_streams(
         session=session,
@@ -105,6 +107,7 @@ async def live_streams(
         category=category,
         language=language,
         region=region,
+        q=q or None,
         limit=page.limit,
         cursor=page.cursor,
     )

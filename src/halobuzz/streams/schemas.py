@@ -89,6 +89,7 @@ Language = Annotated[str, StringConstraints(max_length=16), AfterValidator(_code
 Region = Annotated[
     str, StringConstraints(max_length=16), AfterValidator(_code(REGION_PATTERN, "'np', 'in' or 'global'"))
 ]
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_single_line)]
 CategoryRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Slug = Annotated[
     str, StringConstraints(min_length=2, max_length=40), AfterValidator(_code(SLUG_PATTERN, "'live-music'"))

@@ -535,10 +535,12 @@ async def list_live_streams(
     category: str | None = None,
     language: str | None = None,
     region: str | None = None,
+    q: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> ItemPage[LiveRow]:
-    """Live streams, most watched (or most recently started) first, optionally filtered."""
+    """Live streams, most watched (or most recently started) first, optionally filtered;
+    ``q`` keeps those whose title contains it (any case)."""
     query = (
         select(*_LIVE_COLUMNS)
         .join(User, User.id == Stream.owner_id)
@@ -553,6 +555,9 @@ async def list_live_streams(
         query = query.where(Stream.language == language)
     if region is not None:
         query = query.where(Stream.region == region)
+    if q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Stream.title.ilike(f"%{escaped}%", escape="\\"))
     if sort == "viewers":
         if cursor:
             tag, count, last_id = decode_cursor(cursor, str, int, uuid.UUID)

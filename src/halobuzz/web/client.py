@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import orjson
 from starlette.types import ASGIApp
+
+from halobuzz.core.cache import ResponseCacheMiddleware
+from halobuzz.core.fastpath import FastPathMiddleware
 
 _INTERNAL = "http://halobuzz.internal"
 
@@ -43,13 +50,33 @@ class ApiResult:
         return str(err.get("code")) if isinstance(err, dict) else ""
 
 
+# A page runs at most this many API calls at once (they share the database pool with every
+# other request, and some routes hold two connections).
+CONCURRENT_CALLS = 3
+
+_stacks: weakref.WeakKeyDictionary[Any, ASGIApp] = weakref.WeakKeyDictionary()
+
+
+def _stack(app: Any) -> ASGIApp:
+    """The FastAPI app behind the same hot-read fast paths and response cache as outside calls
+    (rate limits and request logs stay with the page request that makes the calls)."""
+    stack = _stacks.get(app)
+    if stack is None:
+        runtime = app.state.runtime
+        stack = ResponseCacheMiddleware(FastPathMiddleware(app, paths=runtime.fast_paths), cache=runtime.cache)
+        _stacks[app] = stack
+    return stack
+
+
 class Api:
     """One request's view of the API, as the signed-in user when ``token`` is set."""
 
     def __init__(self, app: ASGIApp, token: str | None, *, ip: str, user_agent: str) -> None:
         self._app = app
         self.token = token
+        self._ip = ip
         self._headers = {"user-agent": user_agent or "halobuzz-web", "x-forwarded-for": ip}
+        self._slots = asyncio.Semaphore(CONCURRENT_CALLS)
 
     async def call(
         self,
@@ -61,25 +88,84 @@ class Api:
         files: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         raw_path: bool = False,
+        anonymous: bool = False,
     ) -> ApiResult:
         sent = dict(self._headers)
-        if self.token:
+        if self.token and not anonymous:
             sent["authorization"] = f"Bearer {self.token}"
         sent.update(headers or {})
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        transport = httpx.ASGITransport(app=self._app, client=(self._headers["x-forwarded-for"], 0))
-        async with httpx.AsyncClient(transport=transport, base_url=_INTERNAL) as client:
-            response = await client.request(
-                method, path if raw_path else "/api/v1" + path, json=json, params=clean, files=files, headers=sent
+        body = b""
+        if files is not None:
+            # httpx encodes the multipart body; the call itself goes straight to the app.
+            encoded = httpx.Request(method, _INTERNAL, files=files)
+            body = encoded.read()
+            sent["content-type"] = encoded.headers["content-type"]
+        elif json is not None:
+            body = orjson.dumps(json)
+            sent["content-type"] = "application/json"
+        async with self._slots:
+            status, content = await _asgi_call(
+                _stack(self._app), method, path if raw_path else "/api/v1" + path, clean, sent, body, self._ip
             )
-        try:
-            data = response.json() if response.content else None
-        except ValueError:
-            data = response.text
-        return ApiResult(response.status_code, data)
+        data: Any = None
+        if content:
+            try:
+                data = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                data = content.decode("utf-8", "replace")
+        return ApiResult(status, data)
 
     async def get(self, path: str, **params: Any) -> ApiResult:
         return await self.call("GET", path, params=params)
 
+    async def public(self, path: str, **params: Any) -> ApiResult:
+        """A read that is the same for everyone, made anonymously so the response cache serves it."""
+        return await self.call("GET", path, params=params, anonymous=True)
+
     async def post(self, path: str, json: Any = None, **kw: Any) -> ApiResult:
         return await self.call("POST", path, json=json, **kw)
+
+
+async def _asgi_call(
+    app: ASGIApp, method: str, path: str, params: dict[str, Any], headers: dict[str, str], body: bytes, ip: str
+) -> tuple[int, bytes]:
+    """One HTTP request to an ASGI app in this process: (status, body)."""
+    raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]
+    raw += [(b"host", b"halobuzz.internal"), (b"content-length", str(len(body)).encode())]
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": urlencode(params, doseq=True).encode(),
+        "root_path": "",
+        "headers": raw,
+        "client": (ip, 0),
+        "server": ("halobuzz.internal", 80),
+        "state": {},
+    }
+    sent_body = False
+    status = 500
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # nothing more: the app only waits here for a disconnect
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return status, b"".join(chunks)

@@ -25,7 +25,11 @@ def catalog(lang: str) -> dict[str, str]:
 
 
 def translate(lang: str, key: str, **values: object) -> str:
-    text = catalog(lang).get(key) or catalog(DEFAULT).get(key) or key
+    """The text of ``key``; with ``count=1`` the ``key.one`` form when the language has one."""
+    text = None
+    if values.get("count") == 1:
+        text = catalog(lang).get(f"{key}.one") or (catalog(DEFAULT).get(f"{key}.one") if lang == DEFAULT else None)
+    text = text or catalog(lang).get(key) or catalog(DEFAULT).get(key) or key
     return text.format(**values) if values else text
 
 
@@ -53,3 +57,8 @@ def choose(*, query: str | None, cookie: str | None, profile: str | None, accept
         if candidate and candidate.lower() in LANGUAGES:
             return candidate.lower()
     return from_accept_language(accept) or DEFAULT
+
+
+def has_key(key: str) -> bool:
+    """Whether ``key`` is a known text (the English catalog names every key)."""
+    return key in catalog(DEFAULT)

@@ -61,8 +61,9 @@ class EsewaProvider:
             "product_code": s.esewa_product_code,
             "product_service_charge": "0",
             "product_delivery_charge": "0",
-            "success_url": return_url(s, "/api/v1/payments/webhooks/esewa"),
-            "failure_url": return_url(s, f"/?payment_intent={intent.id}&status=failed"),
+            # The buyer's browser comes back to the web app, which confirms through the callback route.
+            "success_url": return_url(s, "/wallet/return/esewa"),
+            "failure_url": return_url(s, f"/wallet/return/esewa?payment_intent={intent.id}&status=failed"),
             "signed_field_names": FORM_SIGNED_FIELDS,
         }
         fields["signature"] = sign(self.secret, signed_message(fields, FORM_SIGNED_FIELDS))

@@ -35,7 +35,8 @@ class KhaltiProvider:
             provider=self.name,
             headers=self.headers,
             json={
-                "return_url": return_url(s, "/api/v1/payments/webhooks/khalti"),
+                # The buyer's browser comes back to the web app, which confirms through the callback route.
+                "return_url": return_url(s, "/wallet/return/khalti"),
                 "website_url": return_url(s, "/"),
                 "amount": intent.amount,
                 "purchase_order_id": str(intent.id),

@@ -1,159 +1,189 @@
-// Stream page: hls.js (or native HLS) playback with a quality picker, live chat over Socket.IO
-// (history on join, recovery after a dropped connection), chat modes and gift animations.
+// The stream page: the live player (waits for the playlist, follows go-live and off-air), live
+// chat with recovery after a dropped connection, chat modes, viewer counts, gifts and their
+// animation. Without scripts the page still lists the chat history and sends gifts by form.
 (function () {
   "use strict";
   var root = document.getElementById("stream");
   if (!root) return;
-  var streamId = root.dataset.streamId;
-  var signedIn = root.dataset.signedIn === "true";
   var HB = window.HaloBuzz;
+  var d = root.dataset;
+  var streamId = d.streamId;
+  var signedIn = d.signedIn === "true";
+  var live = d.status === "live";
 
   // --- player ---------------------------------------------------------------------------
-  var media = document.getElementById("media");
   var status = document.getElementById("player-status");
-  function startPlayer() {
-    // The page renders the playback URL when the media plane serves one; otherwise the placeholder stays.
-    var url = root.dataset.hlsUrl;
-    if (!url || !media) return;
-    var audioOnly = root.dataset.audioOnly === "true";
-    if (window.Hls && window.Hls.isSupported()) {
-      var hls = new window.Hls({ lowLatencyMode: true });
-      hls.loadSource(url);
-      hls.attachMedia(media);
-      hls.on(window.Hls.Events.MANIFEST_PARSED, function (_e, data) {
-        if (status) status.hidden = true;
-        media.play().catch(function () {});
-        if (!audioOnly && data.levels && data.levels.length > 1) {
-          var picker = document.getElementById("quality");
-          data.levels.forEach(function (level, i) {
-            var opt = document.createElement("option");
-            opt.value = String(i);
-            opt.textContent = level.height ? level.height + "p" : Math.round(level.bitrate / 1000) + " kbps";
-            picker.appendChild(opt);
-          });
-          document.getElementById("quality-wrap").hidden = false;
-          picker.addEventListener("change", function () { hls.currentLevel = parseInt(picker.value, 10); });
-        }
-      });
-    } else if (media.canPlayType("application/vnd.apple.mpegurl")) {
-      media.src = url;
-      if (status) status.hidden = true;
-    }
+  var player = HB.player({
+    media: document.getElementById("media"),
+    status: status,
+    qualityWrap: document.getElementById("quality-wrap"),
+    quality: document.getElementById("quality"),
+    waitingText: d.tWaiting,
+    onLost: function () { later(2000); }
+  });
+  var timer = null;
+  function later(ms) { if (!timer) timer = setTimeout(askPlayback, ms); }
+  function askPlayback() {
+    timer = null;
+    if (!live || player.playing()) return;
+    fetch(d.playback, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!live) return;
+        if (body && body.url) player.start(body.url);
+        else later(3000); // the publisher has not produced a playlist yet
+      })
+      .catch(function () { later(5000); });
   }
 
   // --- gifts ----------------------------------------------------------------------------
   var stage = document.getElementById("gift-stage");
+  var giftError = document.getElementById("gift-error");
+  var balance = document.getElementById("balance");
   function animateGift(gift) {
     if (!stage || !gift) return;
     var img = document.createElement("img");
     img.className = "gift-pop";
-    img.alt = gift.name || "gift";
-    img.src = String(gift.animation_url || "").replace(/\.json$/, ".svg");
+    img.alt = "";
+    img.src = String(gift.animation_url || "").replace(/\.json$/, ".svg") || "/static/favicon.svg";
     img.addEventListener("animationend", function () { img.remove(); });
     stage.appendChild(img);
   }
+  function setGiftButtons(enabled) {
+    document.querySelectorAll("form.gift-form button").forEach(function (b) { b.disabled = !enabled; });
+  }
+  document.querySelectorAll("form.gift-form").forEach(function (giftForm) {
+    giftForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var button = giftForm.querySelector("button");
+      button.disabled = true;
+      HB.api("POST", "/streams/" + streamId + "/gifts", { gift_id: giftForm.dataset.giftId, quantity: 1 }, { "Idempotency-Key": HB.uuid() })
+        .then(function (res) {
+          button.disabled = !live;
+          if (giftError) { giftError.hidden = res.ok; giftError.textContent = res.ok ? "" : HB.errorText(res); }
+          if (res.ok && balance) balance.textContent = String(res.data.balance);
+        });
+    });
+  });
 
   // --- chat -----------------------------------------------------------------------------
   var list = document.getElementById("messages");
   var form = document.getElementById("chat-form");
   var input = document.getElementById("chat-input");
   var errorBox = document.getElementById("chat-error");
+  var state = document.getElementById("chat-state");
   var modesText = document.getElementById("modes-text");
-  var epoch = null;
-  var lastSeq = null;
+  var viewers = document.getElementById("viewer-count");
   var seen = {};
   list.querySelectorAll("li[data-id]").forEach(function (li) { seen[li.dataset.id] = true; });
 
+  function reportLink(m) {
+    if (!signedIn || !m.user || m.user.id === d.me) return null;
+    var a = document.createElement("a");
+    a.className = "report";
+    a.textContent = d.tReport;
+    a.href = "/report?" + new URLSearchParams({
+      target_type: "message", target_id: m.id, label: (m.user.username + ": " + m.text).slice(0, 100), next: "/streams/" + streamId
+    }).toString();
+    return a;
+  }
   function render(m) {
-    if (seen[m.id]) return;
+    if (!m || !m.id || seen[m.id]) return;
     seen[m.id] = true;
-    var li = document.createElement("li");
-    li.dataset.id = m.id;
-    li.dataset.seq = m.seq;
-    var b = document.createElement("b");
-    b.textContent = (m.user && m.user.username) || "";
-    li.appendChild(b);
-    li.appendChild(document.createTextNode(" " + m.text));
-    list.appendChild(li);
+    list.appendChild(HB.chatLine(m, reportLink(m)));
     list.scrollTop = list.scrollHeight;
   }
-  function track(m) {
-    if (m.epoch !== epoch) epoch = m.epoch;
-    if (lastSeq === null || m.seq > lastSeq) lastSeq = m.seq;
+  function note(text) {
+    var li = document.createElement("li");
+    li.className = "system";
+    li.textContent = text;
+    list.appendChild(li);
+    list.scrollTop = list.scrollHeight;
   }
   function showModes(modes) {
     if (!modesText || !modes) return;
     var parts = [];
-    if (modes.slow_mode_seconds) parts.push("slow " + modes.slow_mode_seconds + "s");
-    if (modes.followers_only_minutes !== null && modes.followers_only_minutes !== undefined) parts.push("followers-only");
-    if (modes.subscribers_only) parts.push("subscribers-only");
-    if (modes.emote_only) parts.push("emote-only");
-    modesText.textContent = parts.join(" ") || "—";
+    if (modes.slow_mode_seconds) parts.push(HB.fmt(d.tSlow, { seconds: modes.slow_mode_seconds }));
+    if (modes.followers_only_minutes !== null && modes.followers_only_minutes !== undefined) parts.push(HB.fmt(d.tFollowers, { minutes: modes.followers_only_minutes }));
+    if (modes.subscribers_only) parts.push(d.tSubscribers);
+    if (modes.emote_only) parts.push(d.tEmote);
+    modesText.textContent = parts.join(" · ") || d.tNone;
   }
   function showError(text) {
     if (!errorBox) return;
     errorBox.textContent = text || "";
     errorBox.hidden = !text;
   }
-
-  function connect(token) {
-    if (!window.io) return;
-    var socket = window.io({ auth: token ? { token: token } : {}, transports: ["websocket", "polling"] });
-    function join() {
-      var payload = { stream_id: streamId };
-      if (epoch !== null && lastSeq !== null) { payload.epoch = epoch; payload.last_seq = lastSeq; }
-      socket.emit("join_stream", payload, function (ack) {
-        if (!ack || !ack.ok) return;
-        if (!ack.recovered) { list.textContent = ""; seen = {}; }
-        (ack.messages || []).forEach(function (m) { render(m); });
-        epoch = ack.epoch; lastSeq = ack.last_seq;
-        root.dataset.chatReady = "true";
-        showError("");
-      });
-    }
-    socket.on("connect", join);
-    socket.on("disconnect", function () { showError(document.getElementById("chat-modes").dataset.reconnecting); });
-    socket.on("connect_error", function () {
-      // The access token may have expired: fetch a fresh one before the next attempt.
-      if (signedIn) HB.token().then(function (t) { if (t) socket.auth = { token: t }; });
-    });
-    socket.on("new_message", function (m) { if (m.stream_id === streamId) { track(m); render(m); } });
-    socket.on("message_deleted", function (e) {
-      var li = list.querySelector('li[data-id="' + e.message_id + '"]');
-      if (li) li.remove();
-    });
-    socket.on("chat_mode_changed", function (e) { showModes(e.modes); });
-    socket.on("gift_received", function (e) { animateGift(e.gift); });
-    socket.on("stream_ended", function () { if (status) { status.hidden = false; } });
-    socket.on("session_ended", function () { window.location.reload(); });
-    if (form) {
-      form.addEventListener("submit", function (ev) {
-        ev.preventDefault();
-        var text = input.value.trim();
-        if (!text) return;
-        socket.emit("send_message", { stream_id: streamId, text: text }, function (ack) {
-          if (ack && ack.ok) { input.value = ""; showError(""); if (ack.message) { track(ack.message); render(ack.message); } }
-          else { showError(ack && ack.error ? ack.error.message || ack.error.code : "error"); }
-        });
-      });
-    }
+  function showState(text) {
+    if (!state) return;
+    state.textContent = text || "";
+    state.hidden = !text;
   }
 
-  // Gift buttons post with the page token when scripts run (the form posts without them).
-  document.querySelectorAll("form.gift-form").forEach(function (giftForm) {
-    giftForm.addEventListener("submit", function (ev) {
-      ev.preventDefault();
-      HB.token().then(function (t) {
-        var key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now()) + Math.random();
-        return HB.api("POST", "/streams/" + streamId + "/gifts", t, { gift_id: giftForm.dataset.giftId, quantity: 1 }, { "Idempotency-Key": key });
-      }).then(function (res) {
-        if (!res.ok) showError(res.data && res.data.error ? res.data.error.message : "error");
-      });
-    });
+  var room = HB.room({
+    streamId: streamId,
+    signedIn: signedIn,
+    onJoin: function (ack) {
+      if (!ack.recovered) {
+        list.textContent = "";
+        seen = {};
+      }
+      (ack.messages || []).forEach(render);
+      root.dataset.recovered = String(!!ack.recovered);
+      root.dataset.chatReady = "true";
+      if (form) form.hidden = false;
+    },
+    onMessage: render,
+    onState: function (s) {
+      if (s === "joined") showState("");
+      else if (s === "disconnected") { root.dataset.chatReady = "false"; showState(d.tReconnecting); }
+    },
+    on: {
+      message_deleted: function (e) {
+        var li = list.querySelector('li[data-id="' + e.message_id + '"]');
+        if (li) li.remove();
+      },
+      chat_mode_changed: function (e) { showModes(e.modes); },
+      viewer_count_changed: function (e) { if (viewers) viewers.textContent = HB.fmt(d.tViewers, { count: e.viewer_count }); },
+      gift_received: function (e) {
+        animateGift(e.gift);
+        note(HB.fmt(d.tGift, { user: e.sender && e.sender.username, gift: e.gift && e.gift.name, count: e.quantity }));
+      },
+      stream_started: function () {
+        live = true;
+        setGiftButtons(true);
+        if (status) { status.hidden = false; status.textContent = d.tWaiting; }
+        askPlayback();
+      },
+      stream_ended: function () {
+        live = false;
+        setGiftButtons(false);
+        player.stop(d.tOffline);
+      },
+      session_ended: function () {
+        // Signed out elsewhere (logout, password change, ban): show the page as it is now.
+        showState(d.tSignedOut);
+        window.location.reload();
+      }
+    }
   });
 
-  (signedIn ? HB.token() : Promise.resolve(null)).then(function (token) {
-    startPlayer();
-    connect(token);
-  });
+  if (form) {
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var text = input.value.trim();
+      if (!text) return;
+      room.send(text, function (ack) {
+        if (ack.ok) {
+          input.value = "";
+          showError(ack.held ? d.tHeld : "");
+          if (ack.message && !ack.held) render(ack.message);
+        } else {
+          showError(ack.error ? ack.error.message || ack.error.code : "error");
+        }
+      });
+    });
+  }
+
+  askPlayback();
 })();

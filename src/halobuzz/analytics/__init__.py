@@ -1,0 +1,1 @@
+"""Numbers about streams for their creators: per-broadcast viewers, chat and gifts."""

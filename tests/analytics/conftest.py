@@ -1,0 +1,3 @@
+from tests.realtime.support import live, sockets
+
+__all__ = ["live", "sockets"]

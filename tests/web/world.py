@@ -1,0 +1,248 @@
+"""A small, populated HaloBuzz for page tests: users in every role, a live stream with chat and
+gifts, a recording, a report case and an appeal, payments, a payout, a flag, a webhook and a
+dead letter — made through the API where one exists, as rows where only a background process
+would write them (chat lines, recordings, dead letters, fraud flags)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from halobuzz.app import HaloBuzzApp
+from halobuzz.chat.models import ChatMessage
+from halobuzz.core.clock import utcnow
+from halobuzz.core.events import DeadLetterJob
+from halobuzz.core.ids import uuid7
+from halobuzz.economy import fraud
+from halobuzz.media.models import Recording
+from tests.conftest import client_for
+from tests.economy.conftest import grant_coins
+
+API = "/api/v1"
+
+
+@dataclass
+class World:
+    admin: Any
+    moderator: Any
+    creator: Any
+    viewer: Any
+    troll: Any
+    stream_id: str
+    broadcast_id: str
+    message_ids: list[str]
+    recording_id: str
+    case_id: str
+    appeal_id: str
+    intent_id: str
+    payout_id: str
+    webhook_id: str
+    dead_id: str
+
+
+async def _ok(response: httpx.Response, *codes: int) -> Any:
+    assert response.status_code in (codes or (200, 201)), (response.request.url, response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> World:
+    admin = await make_admin("worldadmin")
+    moderator = await make_user("worldmod", roles=["moderator"])
+    creator = await make_user("worldcreator", roles=["creator"])
+    viewer = await make_user("worldviewer")
+    troll = await make_user("worldtroll")
+    async with client_for(app) as c:
+        await _ok(await c.post(f"{API}/categories", json={"slug": "music", "name": "Music"}, headers=admin.headers))
+        stream = await _ok(
+            await c.post(
+                f"{API}/streams",
+                json={"title": "Evening ghazal", "category": "music", "language": "ne", "tags": ["live"]},
+                headers=creator.headers,
+            )
+        )
+        sid = stream["id"]
+        live = await _ok(await c.post(f"{API}/streams/{sid}/start", headers=creator.headers))
+        broadcast_id = live["current_broadcast"]["id"]
+
+        # Chat lines as the gateway's writer stores them.
+        message_ids: list[str] = []
+        async with app.runtime.db.session() as session:
+            for seq, (who, text) in enumerate(
+                ((viewer, "namaste"), (troll, "buy followers at spam.example"), (viewer, "lovely")), 1
+            ):
+                mid = uuid7()
+                session.add(
+                    ChatMessage(
+                        id=mid,
+                        stream_id=uuid.UUID(sid),
+                        broadcast_id=uuid.UUID(broadcast_id),
+                        user_id=who.id,
+                        text=text,
+                        epoch="world",
+                        seq=seq,
+                        created_at=utcnow() - timedelta(seconds=10 - seq),
+                    )
+                )
+                message_ids.append(str(mid))
+
+        # Coins and gifts.
+        await grant_coins(app, viewer.id, 5000)
+        gifts = (await _ok(await c.get(f"{API}/gifts")))["items"]
+        for key in ("w1", "w2"):
+            await _ok(
+                await c.post(
+                    f"{API}/streams/{sid}/gifts",
+                    json={"gift_id": gifts[-1]["id"], "quantity": 1},
+                    headers={**viewer.headers, "Idempotency-Key": key},
+                )
+            )
+        package = (await _ok(await c.get(f"{API}/coin-packages")))["items"][0]
+        intent = await _ok(
+            await c.post(
+                f"{API}/payments/intents",
+                json={"package_id": package["id"], "provider": "sandbox", "currency": "NPR"},
+                headers=viewer.headers,
+            )
+        )
+        await _ok(await c.post(f"{API}/payments/sandbox/{intent['id']}/complete"))
+
+        # A report case on the troll's message, and an appealed warning on another case.
+        report = await _ok(
+            await c.post(
+                f"{API}/reports",
+                json={"target_type": "message", "target_id": message_ids[1], "reason": "spam", "details": "a link"},
+                headers=viewer.headers,
+            )
+        )
+        other = await _ok(
+            await c.post(
+                f"{API}/reports",
+                json={"target_type": "user", "target_id": str(troll.id), "reason": "harassment"},
+                headers=creator.headers,
+            )
+        )
+        await _ok(await c.post(f"{API}/moderation/cases/{other['case_id']}/claim", headers=admin.headers))
+        action = await _ok(
+            await c.post(
+                f"{API}/moderation/cases/{other['case_id']}/decision",
+                json={"action": "warn", "reason": "be kind"},
+                headers=admin.headers,
+            )
+        )
+        appeal = await _ok(
+            await c.post(
+                f"{API}/moderation/actions/{action['id']}/appeal", json={"text": "it was a joke"}, headers=troll.headers
+            )
+        )
+
+        # A payout of the creator's gift earnings (identity verified first).
+        await _ok(await c.post(f"{API}/admin/users/{creator.id}/kyc", json={"verified": True}, headers=admin.headers))
+        earnings = await _ok(await c.get(f"{API}/wallet/earnings", headers=creator.headers))
+        payout = await _ok(
+            await c.post(
+                f"{API}/payouts",
+                json={
+                    "coins": earnings["available"],
+                    "currency": "NPR",
+                    "method": "esewa",
+                    "destination": "9800000000",
+                },
+                headers={**creator.headers, "Idempotency-Key": "world-payout"},
+            )
+        )
+        webhook = await _ok(
+            await c.post(
+                f"{API}/admin/webhooks",
+                json={"url": "http://127.0.0.1:9/hook", "secret": "s" * 20, "event_types": ["stream.live"]},
+                headers=admin.headers,
+            )
+        )
+        # Keep the admin's 2FA-less API token usable: the world's later calls use the API directly.
+    async with app.runtime.db.session() as session:
+        recording = Recording(
+            stream_id=uuid.UUID(sid),
+            broadcast_id=uuid.UUID(broadcast_id),
+            owner_id=creator.id,
+            title="Evening ghazal",
+            storage_prefix=f"vod/{sid}/recording",
+            duration_seconds=754,
+        )
+        session.add(recording)
+        dead = DeadLetterJob(
+            kind="job",
+            name="halobuzz.jobs.analytics:daily_report",
+            payload={"scheduled_for": (utcnow() - timedelta(days=1)).isoformat()},
+            attempts=8,
+            error="RuntimeError: database went away",
+        )
+        session.add(dead)
+        fraud.flag(session, kind="purchase_velocity", user_id=viewer.id, details={"intents": 21})
+        await session.flush()
+        recording_id, dead_id = str(recording.id), str(dead.id)
+    return World(
+        admin=admin,
+        moderator=moderator,
+        creator=creator,
+        viewer=viewer,
+        troll=troll,
+        stream_id=sid,
+        broadcast_id=broadcast_id,
+        message_ids=message_ids,
+        recording_id=recording_id,
+        case_id=report["case_id"],
+        appeal_id=appeal["id"],
+        intent_id=intent["id"],
+        payout_id=payout["id"],
+        webhook_id=webhook["id"],
+        dead_id=dead_id,
+    )
+
+
+def pages(w: World) -> list[tuple[str, str]]:
+    """(who, path) of every page, for the tours."""
+    sid = w.stream_id
+    return [
+        ("anonymous", "/"),
+        ("anonymous", "/?q=ghazal&category=music&language=ne&sort=recent"),
+        ("anonymous", f"/streams/{sid}"),
+        ("anonymous", f"/streams/{sid}/recordings/{w.recording_id}"),
+        ("anonymous", f"/users/{w.creator.username}"),
+        ("anonymous", "/login"),
+        ("anonymous", "/signup"),
+        ("anonymous", "/forgot-password"),
+        ("anonymous", "/reset-password?token=x"),
+        ("anonymous", "/verify-email?token=x"),
+        ("viewer", "/"),
+        ("viewer", f"/streams/{sid}"),
+        ("viewer", f"/users/{w.creator.username}"),
+        ("viewer", f"/report?target_type=user&target_id={w.troll.id}&label=worldtroll&next=/"),
+        ("viewer", "/wallet"),
+        ("viewer", "/account"),
+        ("viewer", "/account/2fa"),
+        ("viewer", "/studio"),
+        ("creator", "/studio"),
+        ("creator", f"/studio/streams/{sid}"),
+        ("creator", "/studio/earnings"),
+        ("moderator", "/admin/users"),
+        ("moderator", "/admin/moderation"),
+        ("moderator", f"/admin/moderation/cases/{w.case_id}"),
+        ("admin", "/admin"),
+        ("admin", "/admin/users?q=world"),
+        ("admin", f"/admin/users/{w.troll.id}"),
+        ("admin", "/admin/moderation"),
+        ("admin", f"/admin/moderation/cases/{w.case_id}"),
+        ("admin", "/admin/payments"),
+        ("admin", "/admin/reconciliation"),
+        ("admin", "/admin/payouts"),
+        ("admin", "/admin/flags"),
+        ("admin", "/admin/catalog"),
+        ("admin", "/admin/categories"),
+        ("admin", f"/admin/webhooks?endpoint={w.webhook_id}"),
+        ("admin", "/admin/jobs"),
+        ("admin", "/admin/audit"),
+        ("admin", f"/studio/streams/{sid}"),
+    ]
