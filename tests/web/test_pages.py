@@ -296,7 +296,9 @@ async def test_recording_page(app: HaloBuzzApp, client: httpx.AsyncClient, make_
     stream = await client.get(f"/streams/{sid}")
     assert f'href="/streams/{sid}/recordings/{rid}"' in stream.text and "1:02:05" in stream.text
     page = await client.get(f"/streams/{sid}/recordings/{rid}")
-    assert page.status_code == 200 and f'data-hls-url="/media/vod/{sid}/x/master.m3u8"' in page.text
+    # The player gets the recording's signed VOD playlist (docs/media.md), never a bare storage path.
+    assert page.status_code == 200 and f'data-hls-url="/api/v1/media/vod/{rid}/' in page.text
+    assert "/master.m3u8" in page.text and f"/media/vod/{sid}/x/" not in page.text
     assert (await client.get(f"/streams/{sid}/recordings/{uuid.uuid4()}")).status_code == 404
 
 

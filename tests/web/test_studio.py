@@ -19,6 +19,7 @@ from halobuzz.media.models import Recording
 from halobuzz.streams.models import Stream
 from tests.conftest import client_for
 from tests.economy.conftest import grant_coins
+from tests.kyc.support import approve_kyc
 from tests.web.conftest import alert_of, csrf_of
 
 API = "/api/v1"
@@ -282,7 +283,7 @@ async def test_earnings_and_payout_requests(
     no_kyc = await web.post("/studio/payouts", data=form)
     assert no_kyc.status_code == 403 and "KYC" in alert_of(no_kyc.text) and 'value="9800000001"' in no_kyc.text
     async with client_for(app) as c:
-        await c.post(f"{API}/admin/users/{creator.id}/kyc", json={"verified": True}, headers=admin.headers)
+        await approve_kyc(c, admin, creator)
     too_small = await web.post("/studio/payouts", data={**form, "coins": "5"})
     assert too_small.status_code == 422 and alert_of(too_small.text)
     not_a_number = await web.post("/studio/payouts", data={**form, "coins": "lots"})

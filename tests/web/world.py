@@ -21,6 +21,7 @@ from halobuzz.economy import fraud
 from halobuzz.media.models import Recording
 from tests.conftest import client_for
 from tests.economy.conftest import grant_coins
+from tests.kyc.support import approve_kyc
 
 API = "/api/v1"
 
@@ -140,7 +141,7 @@ async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> Worl
         )
 
         # A payout of the creator's gift earnings (identity verified first).
-        await _ok(await c.post(f"{API}/admin/users/{creator.id}/kyc", json={"verified": True}, headers=admin.headers))
+        await approve_kyc(c, admin, creator)
         earnings = await _ok(await c.get(f"{API}/wallet/earnings", headers=creator.headers))
         payout = await _ok(
             await c.post(

@@ -220,8 +220,6 @@ async def user_action(request: Request, user_id: str, action: str) -> Response:
         if reason:
             body["reason"] = reason
         result = await page.api.post(f"{base}/creator", body)
-    elif action == "kyc":
-        result = await page.api.post(f"{base}/kyc", {"verified": text(form, "verified") == "yes"})
     else:
         raise page.not_found()
     back = text(form, "back")
