@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -27,6 +27,7 @@ from halobuzz.core.observability import RequestContextMiddleware
 from halobuzz.core.ratelimit import RateLimitMiddleware
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import LocalStorage
+from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.jobs import runner as jobs_runner
 from halobuzz.media import plane as media_plane
 from halobuzz.realtime.asgi import mount as realtime_mount
@@ -166,13 +167,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
             await jobs_runner.stop(background)
             await media_plane.close(runtime)
             await _close_ai(runtime)
-            for task in tasks:
-                # redis-py can swallow a cancellation that lands mid-connect; insist until it ends.
-                while not task.done():
-                    task.cancel()
-                    await asyncio.wait([task], timeout=0.1)
-                with suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(tasks)
             await runtime.close()
 
     api = FastAPI(

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from halobuzz.chat.models import ChatMessage
 from halobuzz.core.db import Database
+from halobuzz.core.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -54,11 +55,8 @@ class ChatWriter:
 
     async def close(self) -> None:
         """Stop the background loop and write whatever is still pending."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         await self.flush()
 
     async def _run(self) -> None:

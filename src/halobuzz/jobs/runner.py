@@ -11,6 +11,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from halobuzz.core.events import Relay, RelaySettings
+from halobuzz.core.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from halobuzz.core.runtime import Runtime
@@ -60,11 +61,7 @@ def start(runtime: Runtime, *, relay: bool = True, scheduler: bool = True) -> li
 
 
 async def stop(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with suppress(asyncio.CancelledError, Exception):
-            await task
+    await cancel_and_wait(tasks)
 
 
 async def serve_forever(runtime: Runtime, *, relay: bool, scheduler: bool) -> None:

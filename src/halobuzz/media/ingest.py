@@ -25,6 +25,7 @@ import httpx
 import structlog
 
 from halobuzz.config import Settings
+from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.media import srt
 from halobuzz.media.flv import FlvHub, FlvSession
 from halobuzz.media.nginx import callback_url, find_nginx, render_conf, rtmp_module
@@ -471,11 +472,7 @@ async def serve(settings: Settings, *, bind: str = "0.0.0.0", stop: asyncio.Even
             await rtmp_front.close()
         if srt_front is not None:
             await srt_front.close()
-        for task in list(ingest.tasks):
-            task.cancel()
-        for task in list(ingest.tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_and_wait(list(ingest.tasks))
         await hub.close()
         await hooks.close()
         if nginx is not None and nginx.returncode is None:

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from halobuzz.core.runtime import Runtime
+from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.media import service
 from halobuzz.media.supervisor import Job, Supervisor, find_ffmpeg
 from halobuzz.streams import service as streams
@@ -135,10 +136,7 @@ class MediaPlane:
         await asyncio.to_thread(shutil.rmtree, out_dir, True)
 
     async def close(self) -> None:
-        for task in list(self.grace.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self.grace.values()))
         if self.radio is not None:
             await self.radio.close()
         await self.supervisor.close()

@@ -28,6 +28,7 @@ from sqlalchemy import delete, select, update
 from halobuzz.accounts.models import User
 from halobuzz.core.clock import utcnow
 from halobuzz.core.events import backoff
+from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.notifications import catalog, templates
 from halobuzz.notifications.channels.base import Channel, Outgoing, Recipient, Result, Target
 from halobuzz.notifications.channels.email import EmailChannel
@@ -341,11 +342,7 @@ class Dispatcher:
         try:
             await asyncio.gather(*loops)
         finally:
-            for task in loops:
-                task.cancel()
-            for task in loops:
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(loops)
             await self.channels.close()
             self.runtime.extras.pop(_EXTRA, None)
 

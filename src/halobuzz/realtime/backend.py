@@ -31,6 +31,8 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 
+from halobuzz.core.tasks import cancel_and_wait
+
 log = structlog.get_logger(__name__)
 
 # (room, event, epoch, seq, body): epoch and seq only for messages placed in the room's log.
@@ -489,13 +491,8 @@ class RedisBackend:
         self._reader = asyncio.create_task(self._read(), name="realtime-redis-reader")
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            while not self._reader.done():
-                self._reader.cancel()
-                await asyncio.wait([self._reader], timeout=0.1)
-            with suppress(asyncio.CancelledError, Exception):
-                await self._reader
-            self._reader = None
+        await cancel_and_wait([self._reader])
+        self._reader = None
         if self._pubsub is not None:
             with suppress(Exception):
                 await self._pubsub.aclose()

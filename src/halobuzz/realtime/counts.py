@@ -15,6 +15,7 @@ from contextlib import suppress
 
 import structlog
 
+from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.realtime.backend import Backend
 
 log = structlog.get_logger(__name__)
@@ -62,11 +63,8 @@ class ThrottledCounts:
         self._task = asyncio.create_task(self._run(), name=f"counts-{self.kind}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -50,6 +50,7 @@ from halobuzz.core.ids import uuid7
 from halobuzz.core.kv import RedisStore
 from halobuzz.core.observability import client_ip
 from halobuzz.core.runtime import Runtime
+from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.realtime import service
 from halobuzz.realtime.backend import Backend, MemoryBackend, RedisBackend
 from halobuzz.realtime.codec import Packet, dumps, event_frame
@@ -297,11 +298,7 @@ class Gateway:
             with suppress(Exception):
                 await _bounded(sock.close(wait=False, abort=True), "socket_close", 1.0)
         await _bounded(self.sio.shutdown(), "socketio_shutdown", 1.0)
-        for task in self._loops:
-            task.cancel()
-        for task in self._loops:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._loops)
         self._loops.clear()
         await self.viewer_counts.stop()
         await self.like_counts.stop()
@@ -525,7 +522,7 @@ class Gateway:
         self._spawn(self._unsubscribe(name))
 
     async def _unsubscribe(self, name: str) -> None:
-        if name not in self.rooms:  # not re-created meanwhile
+        if name not in self.rooms and self._started:  # not re-created meanwhile, not stopping
             await self.backend.unsubscribe(name)
 
     async def _leave(self, conn: Conn, name: str) -> None:
