@@ -56,6 +56,9 @@ def serve(host: str | None, port: int | None, migrate: bool, access_log: bool) -
         proxy_headers=settings.http.trust_forwarded_for,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # Engine.IO's own heartbeat (ping every 25 s, pong within 20 s) finds dead peers; a second,
+        # websocket-level ping from uvicorn every 20 s only doubled the keep-alive work.
+        ws_ping_interval=None,
     )
 
 

@@ -55,8 +55,9 @@ from halobuzz.realtime import service
 from halobuzz.realtime.backend import Backend, MemoryBackend, RedisBackend
 from halobuzz.realtime.codec import Packet, dumps, event_frame
 from halobuzz.realtime.counts import ThrottledCounts
+from halobuzz.realtime.manager import IndexedManager
 from halobuzz.realtime.schemas import JoinStreamIn, SendGiftIn, SendMessageIn, StreamRef
-from halobuzz.realtime.wire import Link, limit_send_buffer, websocket_frame
+from halobuzz.realtime.wire import Link, Pinger, limit_send_buffer, websocket_frame
 
 log = structlog.get_logger(__name__)
 
@@ -216,9 +217,11 @@ class Gateway:
             )
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
+            client_manager=IndexedManager(),
             cors_allowed_origins=_origin_check(list(settings.http.cors_origins)),
             ping_interval=self.settings.ping_interval_seconds,
             ping_timeout=self.settings.ping_timeout_seconds,
+            monitor_clients=False,  # the pinger sweeps instead (see Pinger.run)
             max_http_buffer_size=64 * 1024,
             async_handlers=False,
             serializer=Packet,
@@ -238,6 +241,7 @@ class Gateway:
         self.rooms: dict[str, Room] = {}
         self._viewers: dict[str, dict[str, int]] = {}  # stream id → member key → local sockets
         self._links: dict[str, Link] = {}  # Engine.IO sid → its websocket (direct path)
+        self.pinger = Pinger(self.settings.ping_interval_seconds, self.settings.ping_timeout_seconds)
         self._by_eio: dict[str, Conn] = {}  # Engine.IO sid → connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -277,6 +281,7 @@ class Gateway:
         self.viewer_counts.start()
         self.like_counts.start()
         self._loops.append(asyncio.create_task(self._heartbeat(), name="realtime-heartbeat"))
+        self._loops.append(asyncio.create_task(self.pinger.run(self.sio.eio.sockets), name="realtime-pinger"))
         self.runtime.sessions.listeners.append(self._on_user_invalidated)
         self._started = True
 
@@ -434,6 +439,8 @@ class Gateway:
         )
         conn.sock = self.sio.eio.sockets.get(eio_sid)
         conn.link = self._links.get(eio_sid)
+        if conn.sock is not None:
+            self.pinger.adopt(conn.sock)
         self.conns[sid] = conn
         self._by_eio[eio_sid] = conn
         CONNECTIONS.inc()

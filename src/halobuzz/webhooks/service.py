@@ -191,6 +191,8 @@ class Dispatcher:
                 )
             ).all()
             work = [(d.id, d.attempts, d.envelope, e.url, e.secret) for d, e in rows]
+        if not work:  # nothing due: no HTTP client (building its TLS context costs milliseconds)
+            return 0
         async with httpx.AsyncClient(timeout=jobs.webhook_timeout_seconds, follow_redirects=False) as http:
             for delivery_id, attempts, envelope, url, secret in work:
                 await self._attempt(http, delivery_id, attempts + 1, envelope, url, secret)
