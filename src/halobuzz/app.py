@@ -54,6 +54,7 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.kyc.api import admin_router as kyc_admin_router
     from halobuzz.kyc.api import router as kyc_router
     from halobuzz.media.api import router as media_router
+    from halobuzz.media.radio_api import router as radio_router
     from halobuzz.moderation.api import admin_router as moderation_admin_router
     from halobuzz.moderation.api import router as moderation_router
     from halobuzz.notifications.api import router as notifications_router
@@ -83,6 +84,7 @@ def _include_routers(api: FastAPI) -> None:
         payouts_router,
         payouts_admin_router,
         media_router,
+        radio_router,
         moderation_router,
         notifications_router,
         kyc_router,
@@ -161,6 +163,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         log.info("startup", database=runtime.db.dialect, redis=bool(settings.redis_url), env=settings.env)
         # Embedded mode: the outbox relay (event consumers) and the job scheduler run in this process.
         background = jobs_runner.start(runtime) if jobs_runner.runs_in_process(runtime) else []
+        media_plane.start(runtime)
         try:
             yield
         finally:
