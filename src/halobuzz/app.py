@@ -187,7 +187,9 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     accounts_fastpaths.register(runtime)
     if isinstance(runtime.storage, LocalStorage):
         runtime.storage.root.mkdir(parents=True, exist_ok=True)
-        api.mount("/media", StaticFiles(directory=runtime.storage.root, check_dir=False), name="media")
+        from halobuzz.media.api import PublicStorageFiles
+
+        api.mount("/media", PublicStorageFiles(directory=runtime.storage.root, check_dir=False), name="media")
     # The browser web app (server-rendered pages) and its static assets.
     from halobuzz.web.routes import STATIC_DIR
     from halobuzz.web.routes import router as web_router
