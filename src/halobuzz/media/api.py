@@ -101,6 +101,21 @@ async def on_publish_done(request: Request, rt: RuntimeDep, meta: RequestMetaDep
     return PlainTextResponse("ok")
 
 
+@router.post("/media/hooks/on_update", include_in_schema=False)
+async def on_update(request: Request, session: SessionDep, rt: RuntimeDep, meta: RequestMetaDep) -> Response:
+    """nginx-rtmp / `halobuzz media` on_update, every MEDIA_UPDATE_SECONDS per session: a publisher
+    whose stream is no longer live (ended through the API, key rotated, stream deleted) gets 403,
+    and the ingest drops its connection."""
+    check_internal(request, rt, meta.ip)
+    form = await request.form()
+    if str(form.get("call") or "") != "update_publish":
+        return PlainTextResponse("ok")  # players (the transcoders' pulls) are not checked here
+    key = str(form.get("name") or "").split("?", 1)[0]
+    if not await service.publisher_allowed(session=session, key=key):
+        raise Forbidden("the stream is not live", code="not_live")
+    return PlainTextResponse("ok")
+
+
 class PlaybackOut(BaseModel):
     url: str
     expires_at: datetime

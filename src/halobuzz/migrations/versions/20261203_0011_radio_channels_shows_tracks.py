@@ -51,7 +51,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", halobuzz.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["channel_id"], ["radio_channel.id"], name=op.f("fk_radio_track_channel_id_radio_channel"),
+            ["channel_id"],
+            ["radio_channel.id"],
+            name=op.f("fk_radio_track_channel_id_radio_channel"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_radio_track")),
@@ -70,7 +72,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", halobuzz.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["channel_id"], ["radio_channel.id"], name=op.f("fk_radio_show_channel_id_radio_channel"),
+            ["channel_id"],
+            ["radio_channel.id"],
+            name=op.f("fk_radio_show_channel_id_radio_channel"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(["host_id"], ["user.id"], name=op.f("fk_radio_show_host_id_user"), ondelete="CASCADE"),
