@@ -30,6 +30,7 @@ from halobuzz.core.storage import LocalStorage
 from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.jobs import runner as jobs_runner
 from halobuzz.media import plane as media_plane
+from halobuzz.media.radio_api import RADIO_TRACK_UPLOAD
 from halobuzz.realtime.asgi import mount as realtime_mount
 from halobuzz.streams import api as streams_api
 
@@ -228,6 +229,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         stack,
         max_body_bytes=settings.http.max_body_bytes,
         max_upload_bytes=settings.http.max_upload_bytes,
+        upload_overrides=[(RADIO_TRACK_UPLOAD, settings.media.radio_track_max_bytes + 65536)],
         access_log=settings.http.access_log,
         trust_forwarded_for=settings.http.trust_forwarded_for,
     )

@@ -245,3 +245,104 @@ async def test_radio_channel_auto_dj_host_and_listeners(
 
 def r_cache(resp: httpx.Response) -> str:
     return resp.headers.get("cache-control", "")
+
+
+async def test_radio_crud_uploads_and_bad_input(app_factory: Any, make_user: Any, tmp_path: Path) -> None:
+    """Owner CRUD and the upload checks, without playout: non-audio, playlists referencing other
+    files, over-size uploads are refused with nothing stored; deleting a track purges its segments."""
+    from tests.conftest import client_for
+
+    app = await app_factory(
+        media={"radio_track_max_bytes": 200_000, "segment_seconds": 1, "audio_ladder": "32k,64k"},
+        jobs={"in_process": True, "relay_poll_seconds": 0.1},
+    )
+    owner = await make_user(roles=["creator"])
+    viewer = await make_user()
+    async with client_for(app) as http:
+        refused = await http.post("/api/v1/radio/channels", json={"name": "Mine"}, headers=viewer.headers)
+        assert refused.status_code == 403
+        blank = await http.post("/api/v1/radio/channels", json={"name": "  "}, headers=owner.headers)
+        assert blank.status_code == 422
+        bad_lang = await http.post(
+            "/api/v1/radio/channels", json={"name": "A", "language": "x!"}, headers=owner.headers
+        )
+        assert bad_lang.status_code == 422
+        cid = (await http.post("/api/v1/radio/channels", json={"name": "Mine"}, headers=owner.headers)).json()["id"]
+        patched = await http.patch(
+            f"/api/v1/radio/channels/{cid}", json={"name": "Renamed", "timezone": "Asia/Kathmandu"},
+            headers=owner.headers,
+        )  # fmt: skip
+        assert patched.status_code == 200 and patched.json()["timezone"] == "Asia/Kathmandu"
+        not_owner = await http.patch(f"/api/v1/radio/channels/{cid}", json={"name": "X"}, headers=viewer.headers)
+        assert not_owner.status_code == 403
+        bad_zone = await http.patch(f"/api/v1/radio/channels/{cid}", json={"timezone": "Nope"}, headers=owner.headers)
+        assert bad_zone.status_code == 422
+        assert (await http.get(f"/api/v1/radio/channels/{cid}")).json()["name"] == "Renamed"
+
+        # A video, a playlist pointing at a local file, and an over-size file: refused.
+        video_path = tmp_path / "clip.mp4"
+        proc = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1",
+            "-pix_fmt", "yuv420p", str(video_path),
+        )  # fmt: skip
+        assert await proc.wait() == 0
+        clip = await upload(http, cid, owner.headers, "clip.mp4", video_path.read_bytes())
+        assert clip.status_code == 422 and clip.json()["error"]["code"] == "invalid_audio"
+        small = await sine_file(tmp_path, "small", 2, 500)
+        (tmp_path / "ref.mp3").write_bytes(small)
+        playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nfile://{tmp_path / 'ref.mp3'}\n#EXT-X-ENDLIST\n"
+        hls = await upload(http, cid, owner.headers, "list.m3u8", playlist.encode())
+        assert hls.status_code == 422 and hls.json()["error"]["code"] == "invalid_audio"
+        concat = f"ffconcat version 1.0\nfile '{tmp_path / 'ref.mp3'}'\n"
+        listed = await upload(http, cid, owner.headers, "list.txt", concat.encode())
+        assert listed.status_code == 422
+        big = await upload(http, cid, owner.headers, "big.wav", await sine_file(tmp_path, "big", 4, 300, fmt="wav"))
+        assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"  # the body limit
+        over = await upload(
+            http, cid, owner.headers, "over.wav", await sine_file(tmp_path, "over", 2.5, 300, fmt="wav")
+        )
+        assert over.status_code == 413 and over.json()["error"]["code"] == "track_too_large"  # the track limit
+        assert (await http.get(f"/api/v1/radio/channels/{cid}/tracks")).json()["items"] == []
+        root = app.runtime.settings.data_dir / "media"
+        assert not (root / "radio").exists()
+
+        ok = await upload(http, cid, owner.headers, "small.mp3", small)
+        assert ok.status_code == 201, ok.text
+        track = ok.json()
+        stored = sorted(p.relative_to(root).as_posix() for p in (root / "radio").rglob("*.ts"))
+        assert stored and all(p.startswith(f"radio/{cid}/tracks/{track['id']}/") for p in stored)
+        assert {p.split("/")[4] for p in stored} == {"a32k", "a64k"}
+        # Track files are not public on the local backend.
+        public = await http.get(f"/media/{stored[0]}")
+        assert public.status_code == 403 and public.json()["error"]["code"] == "media_needs_token"
+        gone = await http.delete(f"/api/v1/radio/channels/{cid}/tracks/{track['id']}", headers=viewer.headers)
+        assert gone.status_code == 403
+        gone = await http.delete(f"/api/v1/radio/channels/{cid}/tracks/{track['id']}", headers=owner.headers)
+        assert gone.status_code == 204
+        assert (await http.get(f"/api/v1/radio/channels/{cid}/tracks")).json()["items"] == []
+
+        async def purged() -> bool:
+            return not list((root / "radio").rglob("*.ts"))
+
+        await wait_for(purged, "track segments purged")
+        missing = await http.delete(f"/api/v1/radio/channels/{cid}/tracks/{track['id']}", headers=owner.headers)
+        assert missing.status_code == 404
+
+
+def test_weekly_slots_wrap_around_the_week() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from halobuzz.media.radio_service import Slot, overlaps, slot_running
+
+    tz = ZoneInfo("Asia/Karachi")
+    sunday_night = Slot(120, week_start=6 * 1440 + 23 * 60)  # Sunday 23:00-01:00
+    monday_early = Slot(30, week_start=30)  # Monday 00:30
+    monday_late = Slot(30, week_start=60)  # Monday 01:00
+    assert overlaps(sunday_night, monday_early, tz) and overlaps(monday_early, sunday_night, tz)
+    assert not overlaps(sunday_night, monday_late, tz)
+    # 2026-12-06 is a Sunday; 18:30 UTC is 23:30 in Karachi.
+    at = datetime(2026, 12, 6, 18, 30, tzinfo=UTC)
+    assert slot_running(sunday_night, at, tz) and not slot_running(monday_late, at, tz)
+    dated = Slot(60, start=datetime(2026, 12, 6, 18, 0, tzinfo=UTC))  # Sunday 23:00 Karachi
+    assert overlaps(dated, monday_early, tz) is False and overlaps(dated, sunday_night, tz)

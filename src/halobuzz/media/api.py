@@ -301,7 +301,8 @@ def _vod_playlist(data: bytes, rt: Runtime, key_dir: str) -> bytes:
 
 @router.get("/media/vod/{recording_id}/{token}/{path:path}", include_in_schema=False)
 async def vod(recording_id: RecordingId, token: str, path: str, session: SessionDep, rt: RuntimeDep) -> Response:
-    """A recording's playlists (from storage) and, for segments, a redirect to storage."""
+    """A recording's playlists (from storage); segments from the local backend's files, or a
+    redirect to a presigned storage URL on S3."""
     if not tokens.verify(tokens.playback_secret(rt.settings), recording_id, token, now=time.time(), scope="vod"):
         raise Forbidden("invalid or expired playback token", code="bad_playback_token")
     rec = await service.get_recording(session=session, recording_id=recording_id)
@@ -312,10 +313,10 @@ async def vod(recording_id: RecordingId, token: str, path: str, session: Session
     key = f"{rec.storage_prefix}/{rel}"
     if not rel.endswith(".m3u8") and isinstance(rt.storage, LocalStorage):
         suffix = os.path.splitext(rel)[1]
-        path = rt.storage.path(key)
-        if suffix not in service.CONTENT_TYPES or not path.is_file():
+        stored = rt.storage.path(key)
+        if suffix not in service.CONTENT_TYPES or not stored.is_file():
             raise NotFound("no such media file", code="media_not_found")
-        return FileResponse(path, media_type=service.CONTENT_TYPES[suffix], headers={"Cache-Control": SEGMENT_CACHE})
+        return FileResponse(stored, media_type=service.CONTENT_TYPES[suffix], headers={"Cache-Control": SEGMENT_CACHE})
     if not rel.endswith(".m3u8"):
         return RedirectResponse(rt.storage.url(key, rt.settings.media.vod_url_ttl_seconds), status_code=307)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from halobuzz.media.models import RadioChannel, RadioShow, RadioTrack
 from halobuzz.media.plane import plane
 
 router = APIRouter(tags=["radio"])
+# Track uploads may exceed HTTP_MAX_UPLOAD_BYTES, up to MEDIA_RADIO_TRACK_MAX_BYTES.
+RADIO_TRACK_UPLOAD = re.compile(r"^/api/v1/radio/channels/[^/]+/tracks$")
 ChannelId = Annotated[uuid.UUID, Path(description="radio channel id")]
 Name = Annotated[str, Field(min_length=1, max_length=80)]
 Description = Annotated[str, Field(max_length=1000)]

@@ -30,6 +30,12 @@ from halobuzz.media.supervisor import find_ffprobe
 from halobuzz.streams.models import Stream
 
 TRACK_DELETED = "radio.track_deleted"
+# Uploads are read only as plain audio containers from the local file: no playlists, no concat
+# lists, no network or other protocols (an uploaded HLS or concat file could reference any URL/file).
+INPUT_GUARD = [
+    "-format_whitelist", "mov,mp4,m4a,3gp,3g2,mj2,mp3,wav,flac,ogg,matroska,webm,aac,aiff,caf,w64",
+    "-protocol_whitelist", "file",
+]  # fmt: skip
 WEEK_MINUTES = 7 * 24 * 60
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
@@ -200,7 +206,18 @@ async def prepare_track(*, settings: Settings, data: bytes) -> PreparedTrack:
         src = work / "upload"
         await asyncio.to_thread(src.write_bytes, data)
         code, out, _ = await _run(
-            [find_ffprobe(settings), "-v", "error", "-show_format", "-show_streams", "-of", "json", str(src)], 60
+            [
+                find_ffprobe(settings),
+                "-v",
+                "error",
+                *INPUT_GUARD,
+                "-show_format",
+                "-show_streams",
+                "-of",
+                "json",
+                str(src),
+            ],
+            60,
         )
         has_audio, has_video, duration = _audio_shape(out) if code == 0 else (False, False, 0.0)
         if not has_audio or has_video or duration <= 0:
@@ -210,6 +227,8 @@ async def prepare_track(*, settings: Settings, data: bytes) -> PreparedTrack:
         out_dir = work / "out"
         argv, renditions = ladder.audio_command(media, str(src), out_dir)
         argv = [a for a in argv if a not in ("-rw_timeout", "15000000")]
+        i = argv.index("-i")
+        argv[i:i] = INPUT_GUARD
         # A finished file, not an event: a VOD playlist per rendition, segments numbered from 0.
         i = argv.index("-hls_playlist_type")
         argv[i + 1] = "vod"
