@@ -208,8 +208,30 @@ async def test_radio_channel_auto_dj_host_and_listeners(
         headers=owner.headers,
     )  # fmt: skip
     assert ok_dated.status_code == 201, ok_dated.text
+    past = await http.post(
+        f"/api/v1/radio/channels/{cid}/shows", json={**dated, "starts_at": "2020-01-01T10:00:00"},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert past.status_code == 422 and past.json()["error"]["code"] == "slot_in_past"
+    # Another creator's stream is carried only once they invite the channel's owner to it.
+    guest_stream = (
+        await http.post("/api/v1/streams", json={"title": "Guest", "audio_only": True}, headers=other.headers)
+    ).json()
+    elsewhere = {**slot, "host_id": str(other.id), "stream_id": guest_stream["id"],
+                 "weekday": (local.weekday() + 3) % WEEKDAYS}  # fmt: skip
+    no_consent = await http.post(f"/api/v1/radio/channels/{cid}/shows", json=elsewhere, headers=owner.headers)
+    assert no_consent.status_code == 403 and no_consent.json()["error"]["code"] == "host_not_consenting"
+    invited = await http.post(
+        f"/api/v1/streams/{guest_stream['id']}/guests", json={"user_id": str(owner.id)}, headers=other.headers
+    )
+    assert invited.status_code == 201, invited.text
+    guest_show = await http.post(f"/api/v1/radio/channels/{cid}/shows", json=elsewhere, headers=owner.headers)
+    assert guest_show.status_code == 201, guest_show.text
     shows = (await http.get(f"/api/v1/radio/channels/{cid}/shows")).json()["items"]
-    assert {s["kind"] for s in shows} == {"weekly", "dated"}
+    assert {s["kind"] for s in shows} == {"weekly", "dated"} and len(shows) == 3
+    gone = await http.delete(f"/api/v1/radio/channels/{cid}/shows/{guest_show.json()['id']}", headers=owner.headers)
+    assert gone.status_code == 204
+    assert len((await http.get(f"/api/v1/radio/channels/{cid}/shows")).json()["items"]) == 2
 
     # The host goes live: the channel carries the show, then returns to the auto-DJ.
     before = media_sequence((await http.get(f"{base}/a64k/index.m3u8")).text)

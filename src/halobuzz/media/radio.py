@@ -44,6 +44,9 @@ from halobuzz.streams.models import Stream, StreamStatus
 log = structlog.get_logger("halobuzz.media.radio")
 
 LEAD_SEGMENTS = 2  # auto-DJ segments released ahead of the clock, so a new listener can start at once
+# Tracks are re-read on a poke from this process and every this many polls (changes made through
+# another instance); schedules and live states every poll.
+TRACKS_EVERY_POLLS = 10
 KEEP_EXTRA = 4  # segment files kept after they leave the playlist (players still fetching them)
 
 
@@ -134,6 +137,8 @@ class Playout:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.last_refresh = 0.0
+        self.tracks_loaded_at = 0.0
+        self.tracks_stale = True
 
     def start(self) -> None:
         if self.task is None:
@@ -141,8 +146,9 @@ class Playout:
             self.task = asyncio.create_task(self._loop(), name="radio-playout")
 
     def poke(self) -> None:
-        """A stream went live or off air: re-read schedules and live states now."""
+        """A stream went live or off air, or a channel changed here: re-read everything now."""
         self.last_refresh = 0.0
+        self.tracks_stale = True
         self.wake.set()
 
     async def close(self) -> None:
@@ -179,12 +185,17 @@ class Playout:
             tracks: dict[uuid.UUID, list[TrackInfo]] = {i: [] for i in ids}
             shows: dict[uuid.UUID, list[RadioShow]] = {i: [] for i in ids}
             if ids:
-                query = select(RadioTrack).where(RadioTrack.channel_id.in_(ids))
-                for t in await session.scalars(query.order_by(RadioTrack.position, RadioTrack.id)):
-                    if list(t.renditions) == self.renditions:
-                        tracks[t.channel_id].append(
-                            TrackInfo(t.id, t.title, t.storage_prefix, [float(d) for d in t.segments], self.renditions)
-                        )
+                reload = self.tracks_stale or set(ids) - set(self.channels)
+                if (
+                    reload
+                    or time.monotonic() - self.tracks_loaded_at >= TRACKS_EVERY_POLLS * self.media.radio_poll_seconds
+                ):
+                    self.tracks_loaded_at = time.monotonic()
+                    self.tracks_stale = False
+                    loaded = await self._load_tracks(session, ids)
+                    tracks.update(loaded)
+                else:
+                    tracks = {i: self.channels[i].tracks for i in ids}
                 for s in await session.scalars(select(RadioShow).where(RadioShow.channel_id.in_(ids))):
                     shows[s.channel_id].append(s)
             running = {c.id: current_show(shows[c.id], now, c.timezone) for c in channels}
@@ -207,6 +218,16 @@ class Playout:
                 if show is not None and show.stream_id in live
                 else None
             )
+
+    async def _load_tracks(self, session: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[TrackInfo]]:
+        out: dict[uuid.UUID, list[TrackInfo]] = {i: [] for i in ids}
+        query = select(RadioTrack).where(RadioTrack.channel_id.in_(ids))
+        for t in await session.scalars(query.order_by(RadioTrack.position, RadioTrack.id)):
+            if list(t.renditions) == self.renditions:  # tracks cut for another MEDIA_AUDIO_LADDER are skipped
+                out[t.channel_id].append(
+                    TrackInfo(t.id, t.title, t.storage_prefix, [float(d) for d in t.segments], self.renditions)
+                )
+        return out
 
     def _open(self, channel_id: uuid.UUID) -> ChannelState:
         out = self.root / str(channel_id)

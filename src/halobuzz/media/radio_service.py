@@ -25,7 +25,7 @@ from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Pa
 from halobuzz.core.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from halobuzz.core.storage import Storage
 from halobuzz.media import ladder
-from halobuzz.media.models import RadioChannel, RadioShow, RadioTrack
+from halobuzz.media.models import RadioChannel, RadioShow, RadioTrack, StreamGuest
 from halobuzz.media.supervisor import find_ffprobe
 from halobuzz.streams.models import Stream
 
@@ -398,7 +398,8 @@ async def create_show(
     starts_at: datetime | None = None,
 ) -> RadioShow:
     """Schedule a show: weekly (``weekday`` + ``start_minute``, local) or dated (``starts_at``; a
-    naive time is local to the channel). The host's linked stream must be theirs and audio-only.
+    naive time is local to the channel). The host's linked stream must be theirs and audio-only;
+    a host other than the channel's owner must have invited the owner to that stream (consent).
     Overlapping slots are refused (409); the channel's row lock serialises concurrent schedulers."""
     channel = await access_channel_for_owner(session=session, channel_id=channel_id, actor=actor, lock=True)
     tz = zoneinfo.ZoneInfo(channel.timezone)
@@ -414,6 +415,13 @@ async def create_show(
         raise InvalidInput("the linked stream must be one of the host's streams", code="invalid_stream")
     if not stream.audio_only:
         raise InvalidInput("the linked stream must be audio-only", code="stream_not_audio")
+    if host_id != channel.owner_id and not await _host_consents(session, stream.id, channel.owner_id):
+        raise Forbidden(
+            "another user's stream is carried only after they invite the channel's owner as a co-host",
+            code="host_not_consenting",
+        )
+    if starts_at is not None and starts_at + timedelta(minutes=duration_minutes) <= utcnow():
+        raise InvalidInput("the slot is over already", code="slot_in_past")
     show = RadioShow(
         channel_id=channel.id, title=title.strip() or "Show", host_id=host_id, stream_id=stream_id,
         weekday=weekday if starts_at is None else None, start_minute=start_minute if starts_at is None else None,
@@ -426,6 +434,14 @@ async def create_show(
     session.add(show)
     await session.flush()
     return show
+
+
+async def _host_consents(session: AsyncSession, stream_id: uuid.UUID, channel_owner: uuid.UUID) -> bool:
+    """A host agrees to be carried by inviting the channel's owner to their stream (co-host)."""
+    found = await session.scalar(
+        select(StreamGuest.user_id).where(StreamGuest.stream_id == stream_id, StreamGuest.user_id == channel_owner)
+    )
+    return found is not None
 
 
 async def list_shows(*, session: AsyncSession, channel_id: uuid.UUID) -> list[RadioShow]:
