@@ -97,6 +97,8 @@ class ChannelState:
     host: HostInfo | None = None
     host_next: int | None = None  # the host transcoder's next segment number to take
     host_last_new: float = 0.0
+    # (stream, next segment) where a stalled host was left: taken back only when it writes again.
+    host_resume: tuple[uuid.UUID, int] | None = None
     now_playing: dict[str, Any] | None = None
     now_written: float = 0.0
 
@@ -218,6 +220,8 @@ class Playout:
                 if show is not None and show.stream_id in live
                 else None
             )
+            if state.host is None:
+                state.host_resume = None  # a new broadcast numbers its segments afresh
 
     async def _load_tracks(self, session: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[TrackInfo]]:
         out: dict[uuid.UUID, list[TrackInfo]] = {i: [] for i in ids}
@@ -254,12 +258,32 @@ class Playout:
 
     # ------------------------------------------------------------------------------- advance
 
+    async def _host_listing(self, stream_id: uuid.UUID) -> list[tuple[int, float, str, bool]]:
+        playlist = hls_root(self.rt.settings) / str(stream_id) / self.renditions[0] / "index.m3u8"
+        try:
+            return host_segments(await asyncio.to_thread(playlist.read_text))
+        except OSError:
+            return []
+
+    async def _host_ready(self, state: ChannelState) -> bool:
+        """Whether the channel should carry its live host now (not while the host writes nothing)."""
+        host = state.host
+        if host is None:
+            return False
+        if state.mode == "host":
+            if time.monotonic() - state.host_last_new < max(10.0, 3.0 * self.seg_seconds):
+                return True
+            state.host_resume = (host.stream_id, state.host_next or 0)
+            log.info("radio.host_stalled", channel=str(state.id), stream=str(host.stream_id))
+            return False
+        resume = state.host_resume
+        if resume is None or resume[0] != host.stream_id:
+            return True
+        listing = await self._host_listing(host.stream_id)
+        return bool(listing) and listing[-1][0] >= resume[1]
+
     async def _advance(self, state: ChannelState) -> None:
-        stall = max(10.0, 3.0 * self.seg_seconds)
-        host_usable = state.host is not None and (
-            state.mode != "host" or time.monotonic() - state.host_last_new < stall
-        )
-        if host_usable:
+        if await self._host_ready(state):
             if state.mode != "host":
                 self._switch(state, "host")
             await self._advance_host(state)
@@ -313,14 +337,16 @@ class Playout:
         host = state.host
         assert host is not None
         base = hls_root(self.rt.settings) / str(host.stream_id)
-        try:
-            listing = host_segments(await asyncio.to_thread((base / self.renditions[0] / "index.m3u8").read_text))
-        except OSError:
-            return
+        listing = await self._host_listing(host.stream_id)
         if not listing:
             return
         if state.host_next is None:
-            state.host_next = listing[-1][0]  # join at the live edge
+            resume = state.host_resume
+            state.host_resume = None
+            if resume is not None and resume[0] == host.stream_id and listing[0][0] <= resume[1]:
+                state.host_next = resume[1]  # back after a stall: what the host wrote since
+            else:
+                state.host_next = listing[-1][0]  # join at the live edge
             state.now_playing = {"kind": "show", "show_id": str(host.show_id), "title": host.title,
                                  "host_id": str(host.host_id), "stream_id": str(host.stream_id),
                                  "started_at": utcnow().isoformat()}  # fmt: skip
