@@ -157,7 +157,11 @@ async def test_radio_channel_auto_dj_host_and_listeners(
     expires, lid, mac = token.split(".")
     forged = f"/api/v1/media/radio/{cid}/{expires}.someoneelse.{mac}/master.m3u8"
     expired_token = f"{int(time.time()) - 5}.{lid}.{mac}"
+    seg_name = segments(looped_text)[-1]
+    assert (await http.get(f"{base}/a128k/{seg_name}")).status_code == 200
     for url in (forged, f"/api/v1/media/radio/{cid}/{expired_token}/a64k/index.m3u8",
+                f"/api/v1/media/radio/{cid}/{expires}.someoneelse.{mac}/a128k/{seg_name}",
+                f"/api/v1/media/radio/{cid}/{expired_token}/a128k/{seg_name}",
                 f"/api/v1/media/radio/{cid}/garbage/master.m3u8"):  # fmt: skip
         r = await http.get(url)
         assert r.status_code == 403 and r.json()["error"]["code"] == "bad_playback_token", url
