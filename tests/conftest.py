@@ -100,6 +100,8 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
         http_over = overrides.pop("http", {})
         s3_over = overrides.pop("s3", {})
         mail_over = overrides.pop("mail", {})
+        # Radio playout polls the database; only the tests that need it turn it on.
+        media_over = {"radio_playout": False, **overrides.pop("media", {})}
         values: dict[str, Any] = {
             "env": "test",
             "data_dir": tmp_path / "var",
@@ -112,6 +114,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "http": HttpSettings(**http_over),
             "s3": S3Settings(**s3_over),
             "mail": MailSettings(**mail_over),
+            "media": media_over,
         }
         for key, value in overrides.items():
             values[key] = value

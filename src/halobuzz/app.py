@@ -30,6 +30,7 @@ from halobuzz.core.storage import LocalStorage
 from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.jobs import runner as jobs_runner
 from halobuzz.media import plane as media_plane
+from halobuzz.media.radio_api import RADIO_TRACK_UPLOAD
 from halobuzz.realtime.asgi import mount as realtime_mount
 from halobuzz.streams import api as streams_api
 
@@ -54,6 +55,7 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.kyc.api import admin_router as kyc_admin_router
     from halobuzz.kyc.api import router as kyc_router
     from halobuzz.media.api import router as media_router
+    from halobuzz.media.radio_api import router as radio_router
     from halobuzz.moderation.api import admin_router as moderation_admin_router
     from halobuzz.moderation.api import router as moderation_router
     from halobuzz.notifications.api import router as notifications_router
@@ -83,6 +85,7 @@ def _include_routers(api: FastAPI) -> None:
         payouts_router,
         payouts_admin_router,
         media_router,
+        radio_router,
         moderation_router,
         notifications_router,
         kyc_router,
@@ -161,6 +164,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         log.info("startup", database=runtime.db.dialect, redis=bool(settings.redis_url), env=settings.env)
         # Embedded mode: the outbox relay (event consumers) and the job scheduler run in this process.
         background = jobs_runner.start(runtime) if jobs_runner.runs_in_process(runtime) else []
+        media_plane.start(runtime)
         try:
             yield
         finally:
@@ -184,7 +188,9 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     accounts_fastpaths.register(runtime)
     if isinstance(runtime.storage, LocalStorage):
         runtime.storage.root.mkdir(parents=True, exist_ok=True)
-        api.mount("/media", StaticFiles(directory=runtime.storage.root, check_dir=False), name="media")
+        from halobuzz.media.api import PublicStorageFiles
+
+        api.mount("/media", PublicStorageFiles(directory=runtime.storage.root, check_dir=False), name="media")
     # The browser web app (server-rendered pages) and its static assets.
     from halobuzz.web.routes import STATIC_DIR
     from halobuzz.web.routes import router as web_router
@@ -223,6 +229,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
         stack,
         max_body_bytes=settings.http.max_body_bytes,
         max_upload_bytes=settings.http.max_upload_bytes,
+        upload_overrides=[(RADIO_TRACK_UPLOAD, settings.media.radio_track_max_bytes + 65536)],
         access_log=settings.http.access_log,
         trust_forwarded_for=settings.http.trust_forwarded_for,
     )

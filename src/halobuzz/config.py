@@ -332,6 +332,9 @@ class MediaSettings(_Section):
     health_interval_seconds: float = Field(5.0, gt=0)  # stream_health to the owner's sockets
     max_restarts: int = Field(10, ge=0)  # consecutive transcoder crashes before giving up
     vod_url_ttl_seconds: int = Field(6 * 3600, ge=60)  # presigned segment URLs in VOD playlists
+    # The ingest re-checks every publisher this often (on_update); a stream ended through the API
+    # (or a rotated key) has its encoder disconnected at the next check.
+    update_seconds: int = Field(5, ge=1, le=300)
     # Radio (seed 004): uploaded tracks, the auto-DJ and listener counts.
     radio_playout: bool = True  # this media plane runs the radio channels' playout
     radio_track_max_seconds: int = Field(1800, ge=1)

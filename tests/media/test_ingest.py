@@ -37,7 +37,7 @@ async def ingest_command(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     procs: list[asyncio.subprocess.Process] = []
     drains: list[asyncio.Future[None]] = []
 
-    async def start(api_url: str) -> dict[str, int]:
+    async def start(api_url: str, *, update_seconds: int = 5) -> dict[str, int]:
         ports = {"rtmp": free_port(), "srt": free_udp_port(), "hub": free_port()}
         env = {
             **os.environ,
@@ -50,6 +50,7 @@ async def ingest_command(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             "MEDIA_HUB_PORT": str(ports["hub"]),
             "MEDIA_API_BASE_URL": api_url,
             "MEDIA_CALLBACK_SECRET": SECRET,
+            "MEDIA_UPDATE_SECONDS": str(update_seconds),
         }
         binary = Path(sys.executable).with_name("halobuzz")
         proc = await asyncio.create_subprocess_exec(

@@ -72,7 +72,7 @@ async def _play_and_delete(app: Any, creator: Any, tmp_path: Path, fetch: Any, g
         segment_urls = [x for x in variant.text.splitlines() if x and not x.startswith("#")]
         assert len(segment_urls) >= 3
         for url in segment_urls:
-            data = await fetch(http, url)
+            data = await fetch(http, url, base)
             assert data[:1] == b"G"  # an MPEG-TS sync byte
         forged = item["url"].replace("/master.m3u8", "x/master.m3u8")
         assert_error(await http.get(forged), 403, "bad_playback_token")
@@ -82,24 +82,33 @@ async def _play_and_delete(app: Any, creator: Any, tmp_path: Path, fetch: Any, g
         assert (await http.get(f"/api/v1/users/{creator.username}/recordings")).json()["items"] == []
         assert_error(await http.get(item["url"]), 404, "recording_not_found")
         deadline = time.monotonic() + 30
-        while not await gone(segment_urls[0]):
+        while not await gone(segment_urls[0], stream["id"]):
             assert time.monotonic() < deadline, "stored objects removed after deletion"
             await asyncio.sleep(0.1)
 
 
 async def test_vod_on_local_storage(app_factory: Any, make_user: Any, tmp_path: Path) -> None:
+    """Local backend: segments come through the token-checked route (relative URIs in the
+    playlist); the stored files are not public under /media, and a forged token gets 403."""
     app = await app_factory(jobs={"in_process": True, "relay_poll_seconds": 0.1})
     creator = await make_user(roles=["creator"])
     root = app.runtime.settings.data_dir / "media"
 
-    async def fetch(http: httpx.AsyncClient, url: str) -> bytes:
-        assert url.startswith("/media/vod/")
-        r = await http.get(url)
-        assert r.status_code == 200
+    async def fetch(http: httpx.AsyncClient, url: str, base: str) -> bytes:
+        assert url.endswith(".ts") and "/" not in url
+        r = await http.get(f"{base}/a32k/{url}")
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=86400, immutable"
+        token = base.split("/")[-1]
+        forged = base.replace(token, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+        assert_error(await http.get(f"{forged}/a32k/{url}"), 403, "bad_playback_token")
+        (stored,) = [p for p in root.rglob(url) if "a32k" in p.parts]
+        public = "/media/" + stored.relative_to(root).as_posix()
+        assert_error(await http.get(public), 403, "media_needs_token")
+        assert_error(await http.get(public.replace("/media/", "/media//")), 403, "media_needs_token")
         return r.content
 
-    async def gone(url: str) -> bool:
-        return not (root / url.removeprefix("/media/")).exists()
+    async def gone(url: str, stream_id: str) -> bool:
+        return not [p for p in (root / "vod" / stream_id).rglob(url)]
 
     await _play_and_delete(app, creator, tmp_path, fetch, gone)
 
@@ -113,7 +122,7 @@ async def test_vod_on_s3_with_presigned_urls(
     app = await app_factory(s3=seaweedfs.settings(), jobs={"in_process": True, "relay_poll_seconds": 0.1})
     creator = await make_user(roles=["creator"])
 
-    async def fetch(http: httpx.AsyncClient, url: str) -> bytes:
+    async def fetch(http: httpx.AsyncClient, url: str, base: str) -> bytes:
         assert url.startswith(seaweedfs.endpoint) and "X-Amz-Signature=" in url
         async with httpx.AsyncClient() as raw:
             r = await raw.get(url)
@@ -122,7 +131,7 @@ async def test_vod_on_s3_with_presigned_urls(
             assert unsigned.status_code == 403
             return r.content
 
-    async def gone(url: str) -> bool:
+    async def gone(url: str, stream_id: str) -> bool:
         async with httpx.AsyncClient() as raw:
             return (await raw.get(url)).status_code == 404
 

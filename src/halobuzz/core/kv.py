@@ -32,6 +32,11 @@ class Store(Protocol):
 
     async def get(self, key: str) -> str | None: ...
 
+    async def seen(self, key: str, member: str, window_seconds: int) -> int:
+        """Record ``member`` as seen now in the set ``key``; the number of distinct members seen in
+        the last ``window_seconds`` (an empty ``member`` only counts)."""
+        ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -43,6 +48,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._values: dict[str, tuple[str, float]] = {}
+        self._seen: dict[str, dict[str, float]] = {}
         self._ops = 0
 
     def _sweep(self) -> None:
@@ -93,6 +99,17 @@ class MemoryStore:
         self._values.pop(key, None)
         self._buckets.pop(key, None)
 
+    async def seen(self, key: str, member: str, window_seconds: int) -> int:
+        now = time.monotonic()
+        members = self._seen.setdefault(key, {})
+        if member:
+            members[member] = now
+        for m in [m for m, at in members.items() if now - at > window_seconds]:
+            del members[m]
+        if not members:
+            self._seen.pop(key, None)
+        return len(members)
+
     async def ping(self) -> None:
         return None
 
@@ -120,6 +137,17 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(cap / rate * 1000) + 1000)
 return {allowed, tostring(tokens)}
 """
 
+# Distinct members seen in a window: a sorted set scored by the server's clock.
+_SEEN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local window = tonumber(ARGV[2])
+if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], now, ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
+return redis.call('ZCARD', KEYS[1])
+"""
+
 _INCR = """
 local v = redis.call('INCR', KEYS[1])
 if v == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -135,6 +163,7 @@ class RedisStore:
         self.prefix = prefix
         self._take = self.client.register_script(_TAKE)
         self._incr = self.client.register_script(_INCR)
+        self._seen = self.client.register_script(_SEEN)
 
     async def take(self, key: str, capacity: int, per_seconds: float) -> tuple[bool, int, float]:
         rate = capacity / per_seconds
@@ -159,6 +188,9 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self.client.delete(self.prefix + key)
+
+    async def seen(self, key: str, member: str, window_seconds: int) -> int:
+        return int(await self._seen(keys=[self.prefix + key], args=[member, window_seconds]))
 
     async def ping(self) -> None:
         await self.client.ping()

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,10 +119,13 @@ class RequestContextMiddleware:
         max_upload_bytes: int,
         access_log: bool = True,
         trust_forwarded_for: bool = False,
+        upload_overrides: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_upload = max_upload_bytes
+        # Uploads that may be larger than max_upload_bytes: (path pattern, limit), e.g. radio tracks.
+        self.upload_overrides = tuple(upload_overrides)
         self.access_log = access_log
         self.trust_forwarded_for = trust_forwarded_for
 
@@ -147,6 +150,9 @@ class RequestContextMiddleware:
         state["request_id"] = rid
         state["client_ip"] = client_ip(scope, self.trust_forwarded_for)
         limit = self.max_upload if multipart else self.max_body
+        if multipart:
+            path = scope["path"]
+            limit = next((n for pattern, n in self.upload_overrides if pattern.match(path)), limit)
         status = 500
         rid_bytes = rid.encode()
         is_api = scope["path"].startswith("/api/")

@@ -15,14 +15,16 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from halobuzz.accounts.deps import CurrentUser
 from halobuzz.core.db import after_commit
 from halobuzz.core.deps import PageDep, RequestMetaDep, RuntimeDep, SessionDep
-from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound, error_response
 from halobuzz.core.pagination import Page
 from halobuzz.core.runtime import Runtime
-from halobuzz.core.storage import ObjectNotFound
+from halobuzz.core.storage import LocalStorage, ObjectNotFound
 from halobuzz.media import guests, ladder, service, tokens
 from halobuzz.media.models import Recording, StreamGuest
 from halobuzz.media.plane import health_key, plane
@@ -38,6 +40,24 @@ UserRef = Annotated[str, Path(min_length=1, max_length=64, description="a user i
 PLAYLIST_CACHE = "public, max-age=1"
 SEGMENT_CACHE = "public, max-age=86400, immutable"
 SOURCE_SCHEMES = ("rtmp", "http", "srt")
+
+
+# Storage prefixes that are played only with a token (through the API), never as public files.
+PROTECTED_PREFIXES = ("vod/", "radio/")
+
+
+class PublicStorageFiles(StaticFiles):
+    """The local storage backend's public files (``/media/…``: avatars, covers); recordings and
+    radio tracks under ``PROTECTED_PREFIXES`` get 403 here and play through signed API URLs."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        clean = path.replace("\\", "/").lstrip("/")
+        while "//" in clean:
+            clean = clean.replace("//", "/")
+        if any(clean.startswith(p) or clean == p.rstrip("/") for p in PROTECTED_PREFIXES):
+            message = "this file plays only through a signed playback URL"
+            return error_response(Request(scope), 403, "media_needs_token", message)
+        return await super().get_response(path, scope)
 
 
 def check_internal(request: Request, rt: Runtime, ip: str) -> None:
@@ -78,6 +98,21 @@ async def on_publish_done(request: Request, rt: RuntimeDep, meta: RequestMetaDep
     check_internal(request, rt, meta.ip)
     form = await request.form()
     plane(rt).unpublished(str(form.get("name") or "").split("?", 1)[0])
+    return PlainTextResponse("ok")
+
+
+@router.post("/media/hooks/on_update", include_in_schema=False)
+async def on_update(request: Request, session: SessionDep, rt: RuntimeDep, meta: RequestMetaDep) -> Response:
+    """nginx-rtmp / `halobuzz media` on_update, every MEDIA_UPDATE_SECONDS per session: a publisher
+    whose stream is no longer live (ended through the API, key rotated, stream deleted) gets 403,
+    and the ingest drops its connection."""
+    check_internal(request, rt, meta.ip)
+    form = await request.form()
+    if str(form.get("call") or "") != "update_publish":
+        return PlainTextResponse("ok")  # players (the transcoders' pulls) are not checked here
+    key = str(form.get("name") or "").split("?", 1)[0]
+    if not await service.publisher_allowed(session=session, key=key):
+        raise Forbidden("the stream is not live", code="not_live")
     return PlainTextResponse("ok")
 
 
@@ -203,6 +238,13 @@ def recording_out(r: Recording, rt: Runtime) -> RecordingOut:
     expires = _expiry(rt)
     token = tokens.sign(tokens.playback_secret(rt.settings), r.id, expires, scope="vod")
     ttl = rt.settings.media.vod_url_ttl_seconds
+    thumbnail = None
+    if r.has_thumbnail:
+        thumbnail = (
+            f"/api/v1/media/vod/{r.id}/{token}/thumb.jpg"
+            if isinstance(rt.storage, LocalStorage)
+            else rt.storage.url(f"{r.storage_prefix}/thumb.jpg", ttl)
+        )
     return RecordingOut(
         id=r.id,
         stream_id=r.stream_id,
@@ -214,7 +256,7 @@ def recording_out(r: Recording, rt: Runtime) -> RecordingOut:
         size_bytes=r.size_bytes,
         url=f"/api/v1/media/vod/{r.id}/{token}/master.m3u8",
         expires_at=datetime.fromtimestamp(expires, UTC),
-        thumbnail_url=rt.storage.url(f"{r.storage_prefix}/thumb.jpg", ttl) if r.has_thumbnail else None,
+        thumbnail_url=thumbnail,
         created_at=r.created_at,
     )
 
@@ -243,8 +285,11 @@ async def get_recording(recording_id: RecordingId, session: SessionDep, rt: Runt
 
 
 def _vod_playlist(data: bytes, rt: Runtime, key_dir: str) -> bytes:
-    """A stored VOD playlist for players: every segment becomes its storage URL (presigned on S3,
-    ``/media/…`` on the local backend); variant playlists stay relative (they come through here)."""
+    """A stored VOD playlist for players: on S3 every segment becomes a presigned GET (segments
+    never pass through the API); on the local backend segments stay relative and come through the
+    token-checked route like the playlists (the ``/media/vod/…`` files are not public)."""
+    if isinstance(rt.storage, LocalStorage):
+        return data
     ttl = rt.settings.media.vod_url_ttl_seconds
     out = []
     for line in data.decode().splitlines():
@@ -256,7 +301,8 @@ def _vod_playlist(data: bytes, rt: Runtime, key_dir: str) -> bytes:
 
 @router.get("/media/vod/{recording_id}/{token}/{path:path}", include_in_schema=False)
 async def vod(recording_id: RecordingId, token: str, path: str, session: SessionDep, rt: RuntimeDep) -> Response:
-    """A recording's playlists (from storage) and, for segments, a redirect to storage."""
+    """A recording's playlists (from storage); segments from the local backend's files, or a
+    redirect to a presigned storage URL on S3."""
     if not tokens.verify(tokens.playback_secret(rt.settings), recording_id, token, now=time.time(), scope="vod"):
         raise Forbidden("invalid or expired playback token", code="bad_playback_token")
     rec = await service.get_recording(session=session, recording_id=recording_id)
@@ -265,6 +311,12 @@ async def vod(recording_id: RecordingId, token: str, path: str, session: Session
     if not parts or any(p in (".", "..") for p in parts) or rel not in rec.files:
         raise NotFound("no such media file", code="media_not_found")
     key = f"{rec.storage_prefix}/{rel}"
+    if not rel.endswith(".m3u8") and isinstance(rt.storage, LocalStorage):
+        suffix = os.path.splitext(rel)[1]
+        stored = rt.storage.path(key)
+        if suffix not in service.CONTENT_TYPES or not stored.is_file():
+            raise NotFound("no such media file", code="media_not_found")
+        return FileResponse(stored, media_type=service.CONTENT_TYPES[suffix], headers={"Cache-Control": SEGMENT_CACHE})
     if not rel.endswith(".m3u8"):
         return RedirectResponse(rt.storage.url(key, rt.settings.media.vod_url_ttl_seconds), status_code=307)
     try:

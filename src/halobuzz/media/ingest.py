@@ -72,6 +72,25 @@ class Hooks:
             return False
         return r.is_success
 
+    async def on_update(self, key: str, *, via: str) -> bool:
+        """False when the API refuses the publisher now (nginx-rtmp's on_update, non-strict: an
+        unreachable API keeps the session)."""
+        url = callback_url(self.settings, "on_update")
+        try:
+            r = await self.http.post(url, data={"call": "update_publish", "app": "live", "name": key, "via": via})
+        except httpx.HTTPError as exc:
+            log.warning("ingest.callback_failed", hook="on_update", error=str(exc))
+            return True
+        return r.status_code not in (403, 404)
+
+    async def watch(self, key: str, *, via: str) -> None:
+        """Return once the API no longer accepts this publisher (checked every MEDIA_UPDATE_SECONDS)."""
+        while True:
+            await asyncio.sleep(self.settings.media.update_seconds)
+            if not await self.on_update(key, via=via):
+                log.info("ingest.dropped", via=via, reason="not live")
+                return
+
     async def on_publish_done(self, key: str) -> None:
         url = callback_url(self.settings, "on_publish_done")
         for attempt in range(5):
@@ -220,7 +239,11 @@ class RtmpFront:
             forward(len(sniffer.buf))
             await backend_writer.drain()
             relay_up = ingest.spawn(_copy(reader, backend_writer))
-            await asyncio.wait([relay_up, relay_back, pump], return_when=asyncio.FIRST_COMPLETED)
+            watch = ingest.spawn(ingest.hooks.watch(key, via="rtmp"))
+            try:
+                await asyncio.wait([relay_up, relay_back, pump, watch], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watch.cancel()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
             log.info("ingest.rtmp_closed", addr=peer[0], error=type(exc).__name__)
         finally:
@@ -349,18 +372,24 @@ class _SrtCaller:
             self.backend.sendto(srt.with_cookie(self.conclusion.raw, self.backend_cookie))
             log.info("ingest.srt_publish", session=session.id, addr=self.addr[0])
             pump = ingest.spawn(ingest.pump(self.proc, session))
-            while not pump.done():
-                await asyncio.wait([pump], timeout=1.0)
-                if time.monotonic() - self.last_seen > SRT_IDLE_SECONDS:
-                    break
+            watch = ingest.spawn(ingest.hooks.watch(self.key, via="srt"))
+            try:
+                while not pump.done() and not watch.done():
+                    await asyncio.wait([pump, watch], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                    if time.monotonic() - self.last_seen > SRT_IDLE_SECONDS:
+                        break
+            finally:
+                watch.cancel()
         except (ConnectionError, OSError) as exc:
             log.warning("ingest.srt_failed", addr=self.addr[0], error=str(exc))
         finally:
             self.state = "closed"
+            # The listener first, while its datagrams still reach the caller: its SRT shutdown
+            # tells the publisher the session is over.
+            await ingest.finish(self.proc)
             self.front.callers.pop(self.addr, None)
             if self.backend is not None:
                 self.backend.close()
-            await ingest.finish(self.proc)
             if session is not None:
                 ingest.hub.close_session(session)
             if accepted:

@@ -68,6 +68,8 @@ rtmp {{
             notify_method post;
             on_publish {callback_url(settings, "on_publish", api_base_url)};
             on_publish_done {callback_url(settings, "on_publish_done", api_base_url)};
+            on_update {callback_url(settings, "on_update", api_base_url)};
+            notify_update_timeout {settings.media.update_seconds}s;
         }}
     }}
 }}

@@ -156,6 +156,20 @@ def plane(rt: Runtime) -> MediaPlane:
     return created
 
 
+def start(rt: Runtime) -> None:
+    """At start-up: the radio playout runs in this process when the media plane is enabled here
+    and ``MEDIA_RADIO_PLAYOUT`` is on."""
+    if not rt.settings.media.radio_playout:
+        return
+    media = plane(rt)
+    if not media.enabled or media.radio is not None:
+        return
+    from halobuzz.media.radio import Playout
+
+    media.radio = Playout(rt)
+    media.radio.start()
+
+
 async def close(rt: Runtime) -> None:
     existing = rt.extras.pop("media", None)
     if isinstance(existing, MediaPlane):

@@ -47,6 +47,12 @@ async def publish_started(
     return stream
 
 
+async def publisher_allowed(*, session: AsyncSession, key: str) -> bool:
+    """Whether a connected publisher may keep publishing: its key is current and its stream live."""
+    stream = await streams.find_stream_by_key(session=session, key=key)
+    return stream is not None and stream.deleted_at is None and stream.status == StreamStatus.LIVE
+
+
 async def publish_ended(
     *, session: AsyncSession, stream_id: uuid.UUID, cache: ResponseCache | None, on_air: streams.OnAir | None
 ) -> uuid.UUID | None:
