@@ -275,10 +275,11 @@ async def test_every_page_in_the_browser(
     problems = Problems()
     contexts: dict[str, Any] = {}
     tabs: dict[str, Any] = {}
-    for who in ("anonymous", "viewer", "creator", "moderator", "admin"):
+    for who in ("anonymous", "viewer", "troll", "creator", "moderator", "admin"):
         contexts[who] = await browser.new_context(viewport={"width": 1280, "height": 900})
         tabs[who] = problems.watch(await contexts[who].new_page())
     await sign_in(tabs["viewer"], url, world.viewer.username, world.viewer.password)
+    await sign_in(tabs["troll"], url, world.troll.username, world.troll.password)
     await sign_in(tabs["creator"], url, world.creator.username, world.creator.password)
     await sign_in(tabs["moderator"], url, world.moderator.username, world.moderator.password)
     await sign_in(tabs["admin"], url, world.admin.username, world.admin.password, pyotp.TOTP(TOTP_SECRET).now())
