@@ -129,7 +129,7 @@ async def test_every_type_reads_as_a_sentence_with_its_link(app: HaloBuzzApp, ma
     web = await browser_for(user)
     page = (await web.get("/notifications")).text
     assert f'<a href="/streams/{sid}">asha is live: Dashain special</a>' in page
-    assert f'<a href="/studio/streams/{sid}">bikash sent you Rose × 3</a>' in page
+    assert f'<a href="/studio/streams/{sid}">bikash sent you Rose \u00d7 3</a>' in page
     assert '<a href="/wallet">Payment completed: 500 coins added</a>' in page
     assert "chandra is raiding your stream with 40 viewers" in page
     assert '<a href="/account/appeals">Moderation decision: chat time-out. spam links</a>' in page
