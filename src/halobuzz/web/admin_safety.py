@@ -74,9 +74,8 @@ async def kyc_document(request: Request, document_id: str) -> Response:
     if not found.ok:
         raise page.fail(found)
     response = Response(found.body, media_type=found.headers.get("content-type", "application/octet-stream"))
-    for header in ("content-disposition",):
-        if header in found.headers:
-            response.headers[header] = found.headers[header]
+    if "content-disposition" in found.headers:
+        response.headers["content-disposition"] = found.headers["content-disposition"]
     page.finish(response)
     response.headers["cache-control"] = "no-store, private"
     return response

@@ -58,10 +58,10 @@ def describe(page: Page, item: dict[str, Any]) -> str:
         action = str(data.get("action") or "")
         label = page.t(f"notif.action.{action}") if i18n.has_key(f"notif.action.{action}") else action
         if data.get("kind") == "appeal":
-            return page.t(f"notif.appeal.{data.get('outcome') or 'upheld'}", action=label, reason=values["reason"])
+            outcome = "reversed" if data.get("outcome") == "reversed" else "upheld"
+            return page.t(f"notif.appeal.{outcome}", action=label, reason=values["reason"])
         return page.t("notif.moderation", action=label, reason=values["reason"])
-    key = f"notif.{kind}"
-    return page.t(key, **values) if i18n.has_key(key) else kind
+    return page.t(f"notif.{kind}", **values) if kind in catalog.TYPES else kind
 
 
 async def _list_view(page: Page, *, error: str | None = None, status: int = 200) -> Response:
