@@ -275,10 +275,11 @@ async def test_every_page_in_the_browser(
     problems = Problems()
     contexts: dict[str, Any] = {}
     tabs: dict[str, Any] = {}
-    for who in ("anonymous", "viewer", "creator", "moderator", "admin"):
+    for who in ("anonymous", "viewer", "troll", "creator", "moderator", "admin"):
         contexts[who] = await browser.new_context(viewport={"width": 1280, "height": 900})
         tabs[who] = problems.watch(await contexts[who].new_page())
     await sign_in(tabs["viewer"], url, world.viewer.username, world.viewer.password)
+    await sign_in(tabs["troll"], url, world.troll.username, world.troll.password)
     await sign_in(tabs["creator"], url, world.creator.username, world.creator.password)
     await sign_in(tabs["moderator"], url, world.moderator.username, world.moderator.password)
     await sign_in(tabs["admin"], url, world.admin.username, world.admin.password, pyotp.TOTP(TOTP_SECRET).now())
@@ -317,3 +318,61 @@ def _now() -> Any:
     from halobuzz.core.clock import utcnow
 
     return utcnow()
+
+
+@pytest.mark.timeout(180)
+async def test_bell_counts_live_and_push_can_be_offered(
+    app: HaloBuzzApp, make_user: Any, live: Callable[..., Any], browser: Any
+) -> None:
+    """The header's bell follows the user's socket room; the notifications page offers to show
+    what arrived; marking all read empties the bell; the push button is offered once the service
+    worker is registered."""
+    from tests.events.conftest import jobs_settings
+
+    server: Live = await live(jobs=jobs_settings())
+    url = server.url
+    viewer = await make_user("bellviewer")
+    fans = [await make_user(f"bellfan{n}") for n in range(2)]
+    problems = Problems()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = problems.watch(await context.new_page())
+    await sign_in(page, url, viewer.username, viewer.password)
+    # The bell reads the count again once its socket is connected.
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/notifications/unread-count")):
+        await page.goto(url + "/")
+    assert await page.is_hidden("#bell-count")
+
+    followed = await server.http.post(f"/api/v1/users/{viewer.username}/follow", headers=fans[0].headers)
+    assert followed.status_code in (200, 201, 204), followed.text
+    await page.wait_for_function(
+        "() => { const c = document.getElementById('bell-count'); return !c.hidden && c.textContent === '1'; }"
+    )
+    assert await page.get_attribute("#bell", "aria-label") == "1 unread notification"
+    assert await page.inner_text("#bell-live") == "New notification"
+
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/notifications/unread-count")):
+        await page.click("#bell")
+    assert "bellfan0 followed you" in await page.inner_text("#notifications")
+    assert await page.is_hidden("#notif-new")
+    second = await server.http.post(f"/api/v1/users/{viewer.username}/follow", headers=fans[1].headers)
+    assert second.status_code in (200, 201, 204), second.text
+    await page.wait_for_selector("#notif-new", state="visible")
+    assert await page.inner_text("#bell-count") == "2"
+    await page.click("#notif-new a")
+    assert "bellfan1 followed you" in await page.inner_text("#notifications")
+    await shot(page, "notifications")
+    await page.click("#read-all")
+    await page.wait_for_url(re.compile(r".*notice=all_read"))
+    assert await page.is_hidden("#bell-count") and await page.get_attribute("#bell", "aria-label") == (
+        "0 unread notifications"
+    )
+
+    await context.grant_permissions(["notifications"], origin=url)
+    await page.goto(url + "/notifications/preferences")
+    await page.wait_for_selector("#push-toggle", state="visible")
+    assert await page.inner_text("#push-state") == "Push notifications are off in this browser."
+    scope = await page.evaluate("() => navigator.serviceWorker.ready.then(r => r.scope)")
+    assert scope == url + "/"
+    await shot(page, "notification-preferences")
+    await context.close()
+    assert problems.items == [], "\n".join(problems.items)

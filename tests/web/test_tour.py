@@ -28,6 +28,7 @@ async def test_every_page_renders_in_every_language(app, world, browser_for):
     clients = {
         "anonymous": client_for(app),
         "viewer": await browser_for(world.viewer),
+        "troll": await browser_for(world.troll),
         "creator": await browser_for(world.creator),
         "moderator": await browser_for(world.moderator),
         "admin": await browser_for(world.admin, pyotp.TOTP(TOTP_SECRET).now()),

@@ -19,6 +19,7 @@ from halobuzz.core.events import DeadLetterJob
 from halobuzz.core.ids import uuid7
 from halobuzz.economy import fraud
 from halobuzz.media.models import Recording
+from halobuzz.notifications.models import Notification
 from tests.conftest import client_for
 from tests.economy.conftest import grant_coins
 from tests.kyc.support import approve_kyc
@@ -43,6 +44,7 @@ class World:
     payout_id: str
     webhook_id: str
     dead_id: str
+    kyc_id: str = ""
 
 
 async def _ok(response: httpx.Response, *codes: int) -> Any:
@@ -141,7 +143,7 @@ async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> Worl
         )
 
         # A payout of the creator's gift earnings (identity verified first).
-        await approve_kyc(c, admin, creator)
+        kyc_id = await approve_kyc(c, admin, creator)
         earnings = await _ok(await c.get(f"{API}/wallet/earnings", headers=creator.headers))
         payout = await _ok(
             await c.post(
@@ -182,6 +184,31 @@ async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> Worl
         )
         session.add(dead)
         fraud.flag(session, kind="purchase_velocity", user_id=viewer.id, details={"intents": 21})
+        # Notifications as the consumers write them: one of each type for the viewer, and the
+        # troll's warning.
+        for n, (kind, data) in enumerate(
+            (
+                ("stream_live", {"stream_id": sid, "broadcast_id": broadcast_id, "title": "Evening ghazal",
+                                 "creator": {"id": str(creator.id), "username": creator.username}}),
+                ("new_follower", {"follower": {"id": str(troll.id), "username": troll.username}}),
+                ("gift_received", {"gift": {"id": "g", "name": "Rose"}, "quantity": 2, "coins": 20, "stream_id": sid,
+                                   "sender": {"id": str(creator.id), "username": creator.username}}),
+                ("payment_completed", {"payment_intent_id": intent["id"], "provider": "sandbox", "coins": 100}),
+                ("raid_incoming", {"stream_id": sid, "from_stream_id": sid, "viewer_count": 12,
+                                   "raider": {"id": str(creator.id), "username": creator.username}}),
+                ("subscription_started", {"tier": "gold", "subscription_id": "s", "expires_at": None}),
+                ("moderation", {"kind": "kyc", "action": "kyc_approved", "reason": ""}),
+            )
+        ):  # fmt: skip
+            session.add(Notification(recipient_id=viewer.id, type=kind, data=data, dedupe_key=f"world:{n}"))
+        session.add(
+            Notification(
+                recipient_id=troll.id,
+                type="moderation",
+                data={"kind": "action", "action_id": action["id"], "action": "warn", "reason": "be kind"},
+                dedupe_key="world:warn",
+            )
+        )
         await session.flush()
         recording_id, dead_id = str(recording.id), str(dead.id)
     return World(
@@ -200,6 +227,7 @@ async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> Worl
         payout_id=payout["id"],
         webhook_id=webhook["id"],
         dead_id=dead_id,
+        kyc_id=kyc_id,
     )
 
 
@@ -225,9 +253,20 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("viewer", "/account"),
         ("viewer", "/account/2fa"),
         ("viewer", "/studio"),
+        ("viewer", "/notifications"),
+        ("viewer", "/notifications?unread=1"),
+        ("viewer", "/notifications/preferences"),
+        ("viewer", "/account/appeals"),
+        ("viewer", "/studio/kyc"),
+        ("troll", "/account/appeals"),
+        ("troll", "/notifications"),
         ("creator", "/studio"),
         ("creator", f"/studio/streams/{sid}"),
         ("creator", "/studio/earnings"),
+        ("creator", "/studio/kyc"),
+        ("creator", "/studio/blocked-terms"),
+        ("creator", f"/users/{w.creator.username}"),
+        ("moderator", "/admin/images"),
         ("moderator", "/admin/users"),
         ("moderator", "/admin/moderation"),
         ("moderator", f"/admin/moderation/cases/{w.case_id}"),
@@ -245,5 +284,9 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("admin", f"/admin/webhooks?endpoint={w.webhook_id}"),
         ("admin", "/admin/jobs"),
         ("admin", "/admin/audit"),
+        ("admin", "/admin/kyc"),
+        ("admin", "/admin/kyc?status=approved"),
+        ("admin", f"/admin/kyc/{w.kyc_id}"),
+        ("admin", "/admin/images"),
         ("admin", f"/studio/streams/{sid}"),
     ]

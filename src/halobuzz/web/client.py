@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +22,8 @@ _INTERNAL = "http://halobuzz.internal"
 class ApiResult:
     status: int
     data: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -105,7 +107,7 @@ class Api:
             body = orjson.dumps(json)
             sent["content-type"] = "application/json"
         async with self._slots:
-            status, content = await _asgi_call(
+            status, content, received = await _asgi_call(
                 _stack(self._app), method, path if raw_path else "/api/v1" + path, clean, sent, body, self._ip
             )
         data: Any = None
@@ -114,7 +116,7 @@ class Api:
                 data = orjson.loads(content)
             except orjson.JSONDecodeError:
                 data = content.decode("utf-8", "replace")
-        return ApiResult(status, data)
+        return ApiResult(status, data, received, content)
 
     async def get(self, path: str, **params: Any) -> ApiResult:
         return await self.call("GET", path, params=params)
@@ -129,8 +131,8 @@ class Api:
 
 async def _asgi_call(
     app: ASGIApp, method: str, path: str, params: dict[str, Any], headers: dict[str, str], body: bytes, ip: str
-) -> tuple[int, bytes]:
-    """One HTTP request to an ASGI app in this process: (status, body)."""
+) -> tuple[int, bytes, dict[str, str]]:
+    """One HTTP request to an ASGI app in this process: (status, body, headers)."""
     raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]
     raw += [(b"host", b"halobuzz.internal"), (b"content-length", str(len(body)).encode())]
     scope: dict[str, Any] = {
@@ -151,6 +153,7 @@ async def _asgi_call(
     sent_body = False
     status = 500
     chunks: list[bytes] = []
+    received: dict[str, str] = {}
 
     async def receive() -> dict[str, Any]:
         nonlocal sent_body
@@ -164,8 +167,10 @@ async def _asgi_call(
         nonlocal status
         if message["type"] == "http.response.start":
             status = int(message["status"])
+            for k, v in message.get("headers", []):
+                received[k.decode("latin-1").lower()] = v.decode("latin-1")
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
     await app(scope, receive, send)  # type: ignore[arg-type]
-    return status, b"".join(chunks)
+    return status, b"".join(chunks), received

@@ -8,6 +8,7 @@ the two-factor set-up page for admins); ``@page_route`` turns it into that respo
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -171,6 +172,7 @@ class Page:
         self.runtime: Runtime = request.app.state.runtime
         self.cookie: CookieSession | None = decode_session(self.runtime, request.cookies.get(SESSION_COOKIE))
         self.me: dict[str, Any] | None = None
+        self.unread = 0  # unread notifications (the bell)
         self.ended = False  # a session cookie whose sign-in has ended
         self.seed, self.new_seed = csrf_seed(request)
         self.csrf = csrf_token(self.runtime, self.seed)
@@ -189,9 +191,11 @@ class Page:
     async def open(cls, request: Request) -> Page:
         page = cls(request)
         if page.cookie is not None:
-            me = await page.api.get("/users/me")
+            # Who is signed in, and the unread count of the bell in the header.
+            me, unread = await asyncio.gather(page.api.get("/users/me"), page.api.get("/notifications/unread-count"))
             if me.ok:
                 page.me = me.data
+                page.unread = int((unread.data or {}).get("unread_count") or 0) if unread.ok else 0
             else:
                 page.ended, page.cookie, page.api.token = True, None, None
         q = request.query_params
@@ -277,6 +281,7 @@ class Page:
             csrf_field=CSRF_FIELD,
             csrf_input=self.csrf_input,
             password_min=self.runtime.settings.auth.password_min_length,
+            unread=self.unread,
             path=self.request.url.path,
             **context,
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
 from halobuzz.web.client import ApiResult
 from halobuzz.web.pages import Halt, Page, items, number, page_route, text
@@ -134,9 +135,13 @@ async def _stream_view(
             page.api.get(f"/streams/{stream_id}/media/health"),
             page.api.get(f"/streams/{stream_id}/recordings"),
             page.api.get("/categories"),
+            page.api.get(f"/streams/{stream_id}/guests"),
+            page.api.get(f"/streams/{stream_id}/thumbnail"),
         ]
     modes, bans, chat, board, *owner_only = await asyncio.gather(*reads)
-    stats, health, recordings, cats = owner_only if runs else (None, None, None, None)
+    stats, health, recordings, cats, guests, cover = owner_only if runs else (None,) * 6
+    guest_list = items(guests) if guests else []
+    names = await _usernames(page, [str(g["user_id"]) for g in guest_list])
     host = page.request.url.hostname or "127.0.0.1"
     port = page.runtime.settings.media.rtmp_port
     return page.render(
@@ -154,11 +159,18 @@ async def _stream_view(
         health=health.data if health is not None and health.ok else None,
         recordings=items(recordings) if recordings else [],
         categories=items(cats) if cats else [],
+        guests=[{**g, "username": names.get(str(g["user_id"]), str(g["user_id"])[:8])} for g in guest_list],
+        cover_url=cover.headers.get("location") if cover is not None and cover.status == 307 else None,
         timeouts=TIMEOUTS,
         ingest_url=f"rtmp://{host}{'' if port == 1935 else f':{port}'}/live",
         notice=page.t(f"notice.{notice}") if notice else page.notice(),
         error=error,
     )
+
+
+async def _usernames(page: Page, ids: list[str]) -> dict[str, str]:
+    found = await asyncio.gather(*(page.api.get(f"/users/{i}") for i in ids))
+    return {i: str(r.data.get("username")) for i, r in zip(ids, found, strict=True) if r.ok}
 
 
 @router.get("/studio/streams/{stream_id}", response_class=HTMLResponse)
@@ -310,6 +322,42 @@ async def delete_recording(request: Request, stream_id: str, recording_id: str) 
     page, _, sid = await _stream_form(request, stream_id)
     rid = page.id_of(recording_id)
     return await _after(page, sid, await page.api.call("DELETE", f"/media/recordings/{rid}"), "recording_deleted")
+
+
+@router.post("/studio/streams/{stream_id}/cover")
+@page_route
+async def cover(request: Request, stream_id: str) -> Response:
+    page, form, sid = await _stream_form(request, stream_id)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await _stream_view(page, sid, error=page.t("account.choose_image"), status=422)
+    files = {"file": (upload.filename, await upload.read(), upload.content_type or "application/octet-stream")}
+    return await _after(page, sid, await page.api.call("PUT", f"/streams/{sid}/thumbnail", files=files), "cover_saved")
+
+
+@router.post("/studio/streams/{stream_id}/cover/remove")
+@page_route
+async def cover_remove(request: Request, stream_id: str) -> Response:
+    page, _, sid = await _stream_form(request, stream_id)
+    return await _after(page, sid, await page.api.call("DELETE", f"/streams/{sid}/thumbnail"), "cover_removed")
+
+
+@router.post("/studio/streams/{stream_id}/guests")
+@page_route
+async def invite_guest(request: Request, stream_id: str) -> Response:
+    page, form, sid = await _stream_form(request, stream_id)
+    target = await _target_user(page, form)
+    if isinstance(target, ApiResult):
+        return await _after(page, sid, target)
+    return await _after(page, sid, await page.api.post(f"/streams/{sid}/guests", {"user_id": target}), "guest_invited")
+
+
+@router.post("/studio/streams/{stream_id}/guests/{user_id}/remove")
+@page_route
+async def remove_guest(request: Request, stream_id: str, user_id: str) -> Response:
+    page, _, sid = await _stream_form(request, stream_id)
+    target = page.id_of(user_id)
+    return await _after(page, sid, await page.api.call("DELETE", f"/streams/{sid}/guests/{target}"), "guest_removed")
 
 
 # --- earnings and payouts -----------------------------------------------------------------------

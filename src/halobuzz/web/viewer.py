@@ -167,8 +167,32 @@ async def send_gift(request: Request, stream_id: str) -> Response:
 async def profile_page(request: Request, username: str) -> Response:
     page = await Page.open(request)
     profile = page.must(await page.api.get(f"/users/{username}"))
-    streams = await page.api.get("/streams", owner=str(profile["id"]), limit=20)
-    return page.render("profile.html", profile=profile, streams=items(streams))
+    cursor = request.query_params.get("vods")
+    streams, vods = await asyncio.gather(
+        page.api.get("/streams", owner=str(profile["id"]), limit=20),
+        page.api.public(f"/users/{profile['id']}/recordings", limit=12, cursor=cursor),
+    )
+    more = next_cursor(vods)
+    return page.render(
+        "profile.html",
+        profile=profile,
+        streams=items(streams),
+        vods=items(vods),
+        vods_more=f"/users/{profile['username']}?" + urlencode({"vods": more}) + "#vods-h" if more else None,
+    )
+
+
+@router.post("/users/{username}/recordings/{recording_id}/delete")
+@page_route
+async def delete_channel_recording(request: Request, username: str, recording_id: str) -> Response:
+    """The channel's owner (or an admin) deletes one of its recordings."""
+    page = await Page.open(request)
+    await page.signed_form()
+    rid = page.id_of(recording_id)
+    result = await page.api.call("DELETE", f"/recordings/{rid}")
+    if not result.ok:
+        raise page.fail(result)
+    return page.redirect(f"/users/{username}?notice=recording_deleted#vods-h")
 
 
 async def _relation(request: Request, username: str, kind: str) -> Response:

@@ -76,6 +76,8 @@
       room.socket = connect(token);
       return room;
     });
+    // A signed-in socket is also in the user's own room: the bell in the header listens on it.
+    if (opts.signedIn) HB.sharedSocket = room.ready.then(function (r) { return r.socket; });
     room.send = function (text, done) {
       if (!room.socket) return;
       room.socket.emit("send_message", { stream_id: streamId, text: text }, function (ack) {

@@ -68,6 +68,11 @@
     }
   });
 
+  function duration(total) {
+    var s = Math.max(0, Math.floor(total)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h ? h + ":" + two(m) + ":" + two(r) : m + ":" + two(r);
+  }
   var health = document.getElementById("health");
   if (health && d.runs === "true") {
     var refresh = function () {
@@ -75,7 +80,13 @@
         if (!res.ok || !res.data) return;
         health.querySelectorAll("dd[data-k]").forEach(function (dd) {
           var v = res.data[dd.dataset.k];
-          dd.textContent = typeof v === "boolean" ? (v ? d.tYes : d.tNo) : (v === null || v === undefined ? "—" : String(v));
+          var shown;
+          if (typeof v === "boolean") shown = v ? d.tYes : d.tNo;
+          else if (v === null || v === undefined) shown = "—";
+          else if (dd.dataset.format === "duration") shown = duration(v);
+          else if (typeof v === "number" && dd.dataset.unit) shown = Math.round(v) + dd.dataset.unit;
+          else shown = dd.getAttribute("data-t-" + v) || String(v);
+          dd.textContent = shown;
         });
         if (res.data.live !== undefined) setStatus(res.data.live ? "live" : "offline");
       });
