@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +41,17 @@ class TokenPair:
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
 
 
-def is_signed_in_allowed(user: User, now: datetime | None = None) -> bool:
+class HasStatus(Protocol):
+    """What sign-in permission looks at: a user, or a row with the same two columns."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def suspended_until(self) -> datetime | None: ...
+
+
+def is_signed_in_allowed(user: HasStatus, now: datetime | None = None) -> bool:
     """Active users, and suspended users whose suspension has ended."""
     if user.status == UserStatus.ACTIVE:
         return True

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypedDict
 
-from sqlalchemy import and_, delete, select, tuple_
+import orjson
+from sqlalchemy import and_, bindparam, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +28,7 @@ from halobuzz.chat.models import ChatBan, ChatMessage, ChatMode, ChatModerator, 
 from halobuzz.config import ChatSettings
 from halobuzz.core import audit
 from halobuzz.core.clock import utcnow
-from halobuzz.core.db import after_commit
+from halobuzz.core.db import Database, after_commit
 from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from halobuzz.core.ids import parse_uuid
 from halobuzz.core.kv import Store
@@ -197,31 +198,27 @@ def message_payload(
 # ----------------------------------------------------------------------------- sending
 
 
-async def check_send(
-    *,
-    session: AsyncSession,
-    stream_id: uuid.UUID,
-    user_id: uuid.UUID,
-    text: str,
-    subscription_check: SubscriptionCheck | None = None,
-) -> MessageContext:
-    """Whether ``user_id`` may send ``text`` (already normalised) in the stream's chat now.
-
-    One query reads the stream, the sender, the chat modes and the sender's standing (moderator,
-    ban or timeout, blocked by the owner, following since). Raises the reason it may not.
-    """
-    ban_user = ChatBan.user_id.label("ban_user")
-    query = (
+def _send_query() -> Any:
+    """The one statement behind a send check: the stream, the sender, the chat modes and the
+    sender's standing (moderator, ban or timeout, blocked by the owner, following since)."""
+    user_id = bindparam("user_id", type_=User.id.type)
+    return (
         select(
             Stream.owner_id,
             Stream.current_broadcast_id,
-            User,
+            User.id.label("user_id"),
+            User.username,
+            User.status,
+            User.suspended_until,
+            User.roles,
+            User.chat_muted_until,
+            User.reputation_points,
             ChatMode.slow_mode_seconds,
             ChatMode.followers_only_minutes,
             ChatMode.subscribers_only,
             ChatMode.emote_only,
             ChatModerator.user_id.label("moderator"),
-            ban_user,
+            ChatBan.user_id.label("ban_user"),
             ChatBan.until,
             Block.blocker_id.label("blocked"),
             Follow.created_at.label("followed_at"),
@@ -233,67 +230,141 @@ async def check_send(
         .outerjoin(ChatBan, and_(ChatBan.stream_id == Stream.id, ChatBan.user_id == user_id))
         .outerjoin(Block, and_(Block.blocker_id == Stream.owner_id, Block.blocked_id == user_id))
         .outerjoin(Follow, and_(Follow.follower_id == user_id, Follow.followee_id == Stream.owner_id))
-        .where(Stream.id == stream_id, Stream.deleted_at.is_(None))
+        .where(Stream.id == bindparam("stream_id", type_=Stream.id.type), Stream.deleted_at.is_(None))
     )
-    row = (await session.execute(query)).first()
+
+
+SEND_QUERY = _send_query()
+
+
+def _send_sql_asyncpg() -> tuple[str, tuple[str, ...]]:
+    """``SEND_QUERY`` as asyncpg SQL ($n parameters) and the order of its parameters."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    compiled = SEND_QUERY.compile(dialect=dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+SEND_SQL, SEND_SQL_PARAMS = _send_sql_asyncpg()
+
+
+@dataclass(frozen=True, slots=True)
+class _Sender:
+    status: str
+    suspended_until: datetime | None
+
+
+async def check_send(
+    *,
+    session: AsyncSession,
+    stream_id: uuid.UUID,
+    user_id: uuid.UUID,
+    text: str,
+    subscription_check: SubscriptionCheck | None = None,
+) -> MessageContext:
+    """Whether ``user_id`` may send ``text`` (already normalised) in the stream's chat now.
+
+    One query (``SEND_QUERY``) reads everything the rules need. Raises the reason it may not.
+    """
+    row = (await session.execute(SEND_QUERY, {"stream_id": stream_id, "user_id": user_id})).first()
+    context, needs_subscription = decide_send(row._mapping if row is not None else None, stream_id, text)
+    if needs_subscription and (
+        subscription_check is None or not await subscription_check(session, context.owner_id, context.user_id)
+    ):
+        raise Forbidden("this chat is for subscribers only", code="subscribers_only")
+    return context
+
+
+async def check_send_db(
+    *,
+    db: Database,
+    stream_id: uuid.UUID,
+    user_id: uuid.UUID,
+    text: str,
+    subscription_check: SubscriptionCheck | None = None,
+) -> MessageContext:
+    """``check_send`` with its own database access: on PostgreSQL one prepared statement outside a
+    transaction on the hot-read pool (the ORM session's BEGIN, entity load and ROLLBACK cost most
+    of a chat message's CPU); the ORM session on SQLite, and when a subscription must be looked up."""
+    if not db.is_sqlite:
+        args = {"stream_id": stream_id, "user_id": user_id}
+        record = await (await db.hot_pool()).fetchrow(SEND_SQL, *(args[name] for name in SEND_SQL_PARAMS))
+        context, needs_subscription = decide_send(record, stream_id, text)
+        if not needs_subscription:
+            return context
+    async with db.session(write=False) as session:
+        return await check_send(
+            session=session, stream_id=stream_id, user_id=user_id, text=text, subscription_check=subscription_check
+        )
+
+
+def decide_send(row: Any, stream_id: uuid.UUID, text: str) -> tuple[MessageContext, bool]:
+    """The rules of a send check over a row of ``SEND_QUERY`` (any mapping of its columns).
+
+    Returns the message's context and whether the sender still has to be a subscriber (the one
+    rule that needs another lookup); raises the reason the message may not be sent.
+    """
     if row is None:
         raise NotFound("stream not found", code="stream_not_found")
-    user: User = row.User
     now = utcnow()
-    if not is_signed_in_allowed(user, now):
-        raise Forbidden(f"account is {user.status}", code=f"account_{user.status}")
-    is_owner = row.owner_id == user.id
-    is_staff = user.has_role(*STAFF_ROLES)
-    privileged = is_owner or is_staff or row.moderator is not None
+    if not is_signed_in_allowed(_Sender(row["status"], row["suspended_until"]), now):
+        raise Forbidden(f"account is {row['status']}", code=f"account_{row['status']}")
+    roles = row["roles"]
+    if isinstance(roles, str):  # json straight from asyncpg
+        roles = orjson.loads(roles)
+    user_id = row["user_id"]
+    is_owner = row["owner_id"] == user_id
+    is_staff = any(r in roles for r in STAFF_ROLES)
+    privileged = is_owner or is_staff or row["moderator"] is not None
     modes = ChatModes(
-        slow_mode_seconds=row.slow_mode_seconds or 0,
-        followers_only_minutes=row.followers_only_minutes,
-        subscribers_only=bool(row.subscribers_only),
-        emote_only=bool(row.emote_only),
+        slow_mode_seconds=row["slow_mode_seconds"] or 0,
+        followers_only_minutes=row["followers_only_minutes"],
+        subscribers_only=bool(row["subscribers_only"]),
+        emote_only=bool(row["emote_only"]),
     )
     if not (is_owner or is_staff):
-        if row.ban_user is not None and row.until is None:
+        until = row["until"]
+        if row["ban_user"] is not None and until is None:
             raise Forbidden("you are banned from this chat", code="banned_from_chat")
-        if row.ban_user is not None and row.until is not None and row.until > now:
+        if row["ban_user"] is not None and until is not None and until > now:
             raise Forbidden(
-                f"you are timed out of this chat until {row.until.isoformat()}",
+                f"you are timed out of this chat until {until.isoformat()}",
                 code="timed_out",
-                details={"until": row.until.isoformat()},
+                details={"until": until.isoformat()},
             )
-        if row.blocked is not None:
+        if row["blocked"] is not None:
             raise Forbidden("the stream's owner has blocked you", code="blocked_by_owner")
-        if user.chat_muted_until is not None and user.chat_muted_until > now:
+        muted = row["chat_muted_until"]
+        if muted is not None and muted > now:
             raise Forbidden(
-                f"a moderator timed you out of chat until {user.chat_muted_until.isoformat()}",
+                f"a moderator timed you out of chat until {muted.isoformat()}",
                 code="timed_out",
-                details={"until": user.chat_muted_until.isoformat(), "scope": "platform"},
+                details={"until": muted.isoformat(), "scope": "platform"},
             )
     if not privileged:
         if modes.emote_only and not is_emote_only(text):
             raise Forbidden("this chat is in emote-only mode: send emoji or :emote: codes only", code="emote_only")
         if modes.followers_only_minutes is not None:
             needed = timedelta(minutes=modes.followers_only_minutes)
-            if row.followed_at is None or row.followed_at > now - needed:
+            followed_at = row["followed_at"]
+            if followed_at is None or followed_at > now - needed:
                 raise Forbidden(
                     f"this chat is for followers of at least {modes.followers_only_minutes} minutes",
                     code="followers_only",
                     details={"minutes": modes.followers_only_minutes},
                 )
-        if modes.subscribers_only and (
-            subscription_check is None or not await subscription_check(session, row.owner_id, user.id)
-        ):
-            raise Forbidden("this chat is for subscribers only", code="subscribers_only")
-    return MessageContext(
+    context = MessageContext(
         stream_id=stream_id,
-        owner_id=row.owner_id,
-        broadcast_id=row.current_broadcast_id,
-        user_id=user.id,
-        username=user.username,
+        owner_id=row["owner_id"],
+        broadcast_id=row["current_broadcast_id"],
+        user_id=user_id,
+        username=row["username"],
         text=text,
         privileged=privileged,
         modes=modes,
-        reputation=max(0, min(100, 100 + (user.reputation_points or 0))),
+        reputation=max(0, min(100, 100 + (row["reputation_points"] or 0))),
     )
+    return context, modes.subscribers_only and not privileged
 
 
 async def check_limits(*, kv: Store, context: MessageContext, settings: ChatSettings) -> None:

@@ -853,14 +853,13 @@ class Gateway:
         if name not in conn.rooms:
             raise Forbidden("join the stream (join_stream) before sending to it", code="not_joined")
         text = chat_service.normalize_text(data.text, max_length=self.chat_settings.max_message_length)
-        async with self.runtime.db.session(write=False) as session:
-            context = await chat_service.check_send(
-                session=session,
-                stream_id=data.stream_id,
-                user_id=user_id,
-                text=text,
-                subscription_check=self.subscription_check,
-            )
+        context = await chat_service.check_send_db(
+            db=self.runtime.db,
+            stream_id=data.stream_id,
+            user_id=user_id,
+            text=text,
+            subscription_check=self.subscription_check,
+        )
         await chat_service.check_limits(kv=self.runtime.kv, context=context, settings=self.chat_settings)
         try:
             verdict = await self.moderation_hook(context)
