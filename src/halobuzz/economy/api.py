@@ -178,7 +178,7 @@ async def admin_update_gift(gift_id: uuid.UUID, body: GiftPatch, admin: AdminUse
     changes = {
         k: v
         for k, v in body.model_dump(exclude_unset=True).items()
-        if v is not None or k in ("available_from", "available_until")
+        if v is not None or k in ("available_from", "available_until", "festival_id")
     }
     gift = await service.update_gift(session=session, actor=admin, gift_id=gift_id, changes=changes)
     return GiftOut.model_validate(gift)
