@@ -14,6 +14,9 @@ from sqlalchemy import func, select
 from halobuzz.app import HaloBuzzApp
 from halobuzz.economy import ledger
 from halobuzz.economy.models import GiftSent, LedgerEntry, LedgerTransaction
+from tests.realtime.support import live, sockets
+
+__all__ = ["live", "sockets"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from halobuzz.economy import og
 from halobuzz.economy.models import LedgerAccount, OgSubscription
 from tests.conftest import assert_error
 from tests.economy.conftest import grant_coins, key_headers, verify
-from tests.realtime.support import create_stream, joined, live, sockets  # noqa: F401 (fixtures)
+from tests.realtime.support import create_stream, joined
 
 API = "/api/v1"
 
@@ -27,7 +27,9 @@ async def balance(client: Any, user: Any) -> int:
 
 async def platform_revenue(app: Any) -> int:
     async with app.runtime.db.session(write=False) as s:
-        return int(await s.scalar(select(LedgerAccount.balance).where(LedgerAccount.key == "platform_revenue:COIN")) or 0)
+        return int(
+            await s.scalar(select(LedgerAccount.balance).where(LedgerAccount.key == "platform_revenue:COIN")) or 0
+        )
 
 
 async def test_tiers_admin_and_public_list(client, admin, fan, make_tier):
@@ -140,7 +142,9 @@ async def test_upgrade_is_prorated_and_downgrade_refused(app, client, fan, make_
     now = utcnow()
     async with app.runtime.db.session() as s:
         await s.execute(
-            update(OgSubscription).values(current_period_start=now - timedelta(days=15), expires_at=now + timedelta(days=15))
+            update(OgSubscription).values(
+                current_period_start=now - timedelta(days=15), expires_at=now + timedelta(days=15)
+            )
         )
     r = await client.post(f"{API}/og/subscription", json={"level": 3}, headers=key_headers(fan))
     assert r.status_code == 200, r.text
