@@ -28,6 +28,7 @@ from halobuzz.core.ratelimit import RateLimitMiddleware
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import LocalStorage
 from halobuzz.core.tasks import cancel_and_wait
+from halobuzz.economy import batch as gift_batch
 from halobuzz.jobs import runner as jobs_runner
 from halobuzz.media import plane as media_plane
 from halobuzz.realtime.asgi import mount as realtime_mount
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
             yield
         finally:
             await jobs_runner.stop(background)
+            await gift_batch.close(runtime)
             await media_plane.close(runtime)
             await _close_ai(runtime)
             await cancel_and_wait(tasks)

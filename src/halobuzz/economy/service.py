@@ -321,6 +321,10 @@ class GiftReceipt:
     throne: thrones.ThroneChange | None = None
 
 
+OnCommitted = Callable[[GiftReceipt], Awaitable[None] | None]
+Guard = Callable[[], Awaitable[None]]
+
+
 def _request_hash(stream_id: uuid.UUID, gift_id: uuid.UUID, quantity: int) -> str:
     body = orjson.dumps({"stream_id": str(stream_id), "gift_id": str(gift_id), "quantity": quantity})
     return hashlib.sha256(body).hexdigest()
@@ -370,8 +374,8 @@ async def send_gift(
     quantity: int,
     idempotency_key: str,
     settings: EconomySettings | None = None,
-    on_committed: Callable[[GiftReceipt], Awaitable[None] | None] | None = None,
-    guard: Callable[[], Awaitable[None]] | None = None,
+    on_committed: OnCommitted | None = None,
+    guard: Guard | None = None,
 ) -> GiftReceipt:
     """Send ``quantity`` of a gift to a live stream's owner: one ledger transaction debits the
     sender and credits the creator's earnings (``revenue_share``, floored) and platform revenue.

@@ -77,19 +77,27 @@ async def top_gifter(*, session: AsyncSession, stream_id: uuid.UUID, since: date
     return None if row is None else Holder(row[0], row[1], row[2], int(row[3]))
 
 
-async def _lock(session: AsyncSession, stream_id: uuid.UUID) -> StreamThrone:
+async def ensure_row(session: AsyncSession, stream_id: uuid.UUID) -> None:
+    """Create the stream's throne row when missing (a concurrent twin is ignored)."""
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         ins(StreamThrone)
         .values(stream_id=stream_id, holder_id=None, coins=0, since=None, updated_at=utcnow())
         .on_conflict_do_nothing(index_elements=["stream_id"])
     )
-    throne = await session.scalar(
+
+
+async def _lock(session: AsyncSession, stream_id: uuid.UUID) -> StreamThrone:
+    query = (
         select(StreamThrone)
         .where(StreamThrone.stream_id == stream_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    throne = await session.scalar(query)
+    if throne is None:
+        await ensure_row(session, stream_id)
+        throne = await session.scalar(query)
     assert throne is not None
     return throne
 
