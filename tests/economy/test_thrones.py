@@ -123,3 +123,35 @@ async def test_expiry_job_vacates_and_passes_thrones(app, client, make_user, mak
     async with app.runtime.db.session(write=False) as s:
         stored = await s.get(StreamThrone, uuid.UUID(stream_id))
     assert stored is not None and stored.holder_id is None
+
+
+async def test_batched_gifts_answer_each_request(app, client, make_user, make_gift, live_stream):
+    """Gifts sent together share a transaction, yet each gets its own answer: a refused gift
+    (no coins, a reused key) changes nothing, the others post, a retry replays."""
+    owner = await make_user(roles=["creator"])
+    stream_id = await live_stream(owner)
+    gift = await make_gift(coin_price=10)
+    rich, poor = await make_user(), await make_user()
+    await grant_coins(app, rich.id, 100)
+    await grant_coins(app, poor.id, 5)
+    body = {"gift_id": gift["id"], "quantity": 1}
+    url = f"{API}/streams/{stream_id}/gifts"
+    same = key_headers(rich, "same-key")
+    results = await asyncio.gather(
+        client.post(url, json=body, headers=same),
+        client.post(url, json=body, headers=key_headers(poor)),
+        client.post(url, json=body, headers=same),
+        client.post(url, json={**body, "quantity": 2}, headers=same),
+        client.post(url, json=body, headers=key_headers(rich)),
+    )
+    assert results[0].status_code == 200, results[0].text
+    assert results[2].status_code == 200 and results[2].json()["id"] == results[0].json()["id"]
+    assert_error(results[1], 409, "insufficient_funds")
+    assert_error(results[3], 409, "idempotency_key_reused")
+    assert results[4].status_code == 200 and results[4].json()["id"] != results[0].json()["id"]
+    wallet = (await client.get(f"{API}/wallet", headers=rich.headers)).json()
+    assert wallet["balance"] == 80
+    assert (await client.get(f"{API}/wallet", headers=poor.headers)).json()["balance"] == 5
+    async with app.runtime.db.session(write=False) as s:
+        assert int(await s.scalar(select(func.count()).select_from(GiftSent)) or 0) == 2
+    assert (await verify(app)).ok
