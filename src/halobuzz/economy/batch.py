@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts.models import User
-from halobuzz.core.errors import DomainError
+from halobuzz.core.errors import Conflict, DomainError
 from halobuzz.economy import fraud, ledger, service, thrones
 from halobuzz.economy.models import LedgerAccount, StreamThrone
 from halobuzz.streams.models import Stream
@@ -105,6 +106,14 @@ class GiftBatcher:
                     outcomes.append(receipt)
                 except DomainError as exc:
                     outcomes.append(exc)
+                except IntegrityError:
+                    # Another process committed the same idempotency key meanwhile: only this gift fails.
+                    outcomes.append(
+                        Conflict(
+                            "a concurrent request with this Idempotency-Key was posted; retry to get its answer",
+                            code="idempotency_conflict",
+                        )
+                    )
         for r, outcome in zip(batch, outcomes, strict=True):
             if r.future.done():
                 continue
