@@ -28,6 +28,7 @@ from halobuzz.core.ratelimit import RateLimitMiddleware
 from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import LocalStorage
 from halobuzz.core.tasks import cancel_and_wait
+from halobuzz.economy import batch as gift_batch
 from halobuzz.jobs import runner as jobs_runner
 from halobuzz.media import plane as media_plane
 from halobuzz.media.radio_api import RADIO_TRACK_UPLOAD
@@ -51,6 +52,8 @@ def _include_routers(api: FastAPI) -> None:
     from halobuzz.economy.api import router as economy_router
     from halobuzz.economy.payouts_api import admin_router as payouts_admin_router
     from halobuzz.economy.payouts_api import router as payouts_router
+    from halobuzz.economy.perks_api import admin_router as perks_admin_router
+    from halobuzz.economy.perks_api import router as perks_router
     from halobuzz.jobs.api import router as jobs_admin_router
     from halobuzz.kyc.api import admin_router as kyc_admin_router
     from halobuzz.kyc.api import router as kyc_router
@@ -92,6 +95,8 @@ def _include_routers(api: FastAPI) -> None:
         kyc_admin_router,
         moderation_admin_router,
         analytics_router,
+        perks_router,
+        perks_admin_router,
     ):
         api.include_router(router, prefix=API_PREFIX)
 
@@ -169,6 +174,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
             yield
         finally:
             await jobs_runner.stop(background)
+            await gift_batch.close(runtime)
             await media_plane.close(runtime)
             await _close_ai(runtime)
             await cancel_and_wait(tasks)
@@ -237,6 +243,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     # background work starts and stops with the lifespan (docs/realtime.md).
     stack = realtime_mount(stack, runtime)
     _install_moderation(runtime)
+    _install_subscriptions(runtime)
     return HaloBuzzApp(api, runtime, stack)
 
 
@@ -246,6 +253,16 @@ async def _close_ai(runtime: Runtime) -> None:
     found = runtime.extras.get("ai")
     if isinstance(found, AI):
         await found.close()
+
+
+def _install_subscriptions(runtime: Runtime) -> None:
+    """Let active OG members through subscribers-only chat (docs/economy.md)."""
+    from halobuzz.economy import og
+    from halobuzz.realtime.gateway import Gateway
+
+    gateway = runtime.extras.get("realtime")
+    if isinstance(gateway, Gateway):
+        gateway.subscription_check = og.is_og_member
 
 
 def _install_moderation(runtime: Runtime) -> None:

@@ -166,6 +166,13 @@ class EconomySettings(_Section):
     # The creator's share of a gift's coins (floored to whole coins); the platform keeps the rest.
     revenue_share: float = Field(0.7, ge=0.0, le=1.0)
     max_gift_quantity: int = Field(1000, ge=1)
+    # Daily bonus (docs/economy.md): coins anyone may claim once per local day, before the OG
+    # tier's own bonus and the festival multiplier.
+    daily_bonus_coins: int = Field(10, ge=0)
+    # One OG subscription term.
+    og_period_days: int = Field(30, ge=1, le=366)
+    # A stream's throne goes to its top gifter over this many hours.
+    throne_window_hours: float = Field(24.0, gt=0)
 
 
 class PaymentsSettings(_Section):

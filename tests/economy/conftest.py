@@ -14,6 +14,9 @@ from sqlalchemy import func, select
 from halobuzz.app import HaloBuzzApp
 from halobuzz.economy import ledger
 from halobuzz.economy.models import GiftSent, LedgerEntry, LedgerTransaction
+from tests.realtime.support import live, sockets
+
+__all__ = ["live", "sockets"]
 
 
 @pytest.fixture
@@ -84,3 +87,26 @@ async def counts(app: HaloBuzzApp) -> tuple[int, int, int]:
             int(await session.scalar(select(func.count()).select_from(LedgerEntry)) or 0),
             int(await session.scalar(select(func.count()).select_from(GiftSent)) or 0),
         )
+
+
+@pytest.fixture
+def make_tier(client: httpx.AsyncClient, admin: Any) -> Callable[..., Any]:
+    """An OG tier made through the admin API."""
+
+    async def create(level: int = 1, monthly_price: int = 300, daily_bonus: int = 0, **fields: Any) -> dict[str, Any]:
+        body = {
+            "level": level,
+            "name": f"OG {level} {uuid.uuid4().hex[:6]}",
+            "monthly_price": monthly_price,
+            "daily_bonus": daily_bonus,
+            **fields,
+        }
+        r = await client.post("/api/v1/admin/og/tiers", json=body, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    return create
+
+
+def key_headers(user: Any, key: str | None = None) -> dict[str, str]:
+    return {**user.headers, "Idempotency-Key": key or uuid.uuid4().hex}

@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 
-from halobuzz.accounts.deps import AdminUser, CurrentUser
-from halobuzz.core.deps import PageDep, RuntimeDep, SessionDep, SettingsDep
-from halobuzz.economy import fraud, service
+from halobuzz.accounts import auth
+from halobuzz.accounts.deps import AdminUser, CurrentUser, _bearer
+from halobuzz.accounts.models import User
+from halobuzz.core.deps import PageDep, RuntimeDep, SessionDep
+from halobuzz.core.errors import Unauthorized
+from halobuzz.core.runtime import Runtime
+from halobuzz.economy import batch, service
 from halobuzz.economy.schemas import (
     CoinPackageIn,
     CoinPackageList,
@@ -29,7 +33,6 @@ from halobuzz.economy.schemas import (
     WalletEntryPage,
     WalletOut,
 )
-from halobuzz.realtime import hooks as realtime_hooks
 
 router = APIRouter(tags=["economy"])
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
@@ -62,29 +65,38 @@ async def gifts(session: SessionDep) -> GiftList:
     return GiftList(items=[GiftOut.model_validate(g) for g in await service.list_gifts(session=session)])
 
 
+async def gift_sender(request: Request) -> User:
+    """The signed-in sender, read in a short read-only session of its own: the gift itself runs
+    in a shared batch transaction (economy.batch), so the request holds no connection meanwhile."""
+    rt: Runtime = request.app.state.runtime
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("sign in first: send 'Authorization: Bearer <access token>'", code="not_authenticated")
+    async with rt.db.session(write=False) as session:
+        user = await auth.authenticate_access_token(session=session, jwt=rt.jwt, token=token)
+    request.scope.setdefault("state", {})["user_id"] = str(user.id)
+    return user
+
+
 @router.post("/streams/{stream_id}/gifts", response_model=GiftReceiptOut, summary="Send a gift to a live stream")
 async def send_gift(
     stream_id: StreamId,
     body: SendGiftIn,
-    user: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
+    user: Annotated[User, Depends(gift_sender)],
     rt: RuntimeDep,
     idempotency_key: Annotated[
         str, Header(alias="Idempotency-Key", min_length=1, max_length=255, description="unique per gift attempt")
     ],
 ) -> GiftReceiptOut:
-    username = user.username
-    receipt = await service.send_gift(
-        session=session,
-        actor=user,
-        stream_id=stream_id,
-        gift_id=body.gift_id,
-        quantity=body.quantity,
-        idempotency_key=idempotency_key,
-        settings=settings.economy,
-        on_committed=lambda r: realtime_hooks.gift_received(rt, r, sender_username=username),
-        guard=lambda: fraud.check_gift_velocity(session=session, db=rt.db, settings=settings.fraud, sender_id=user.id),
+    receipt = await batch.batcher_of(rt).send(
+        batch.GiftRequest(
+            actor=user,
+            stream_id=stream_id,
+            gift_id=body.gift_id,
+            quantity=body.quantity,
+            idempotency_key=idempotency_key,
+            sender_username=user.username,
+        )
     )
     return GiftReceiptOut(
         id=receipt.id,
@@ -178,7 +190,7 @@ async def admin_update_gift(gift_id: uuid.UUID, body: GiftPatch, admin: AdminUse
     changes = {
         k: v
         for k, v in body.model_dump(exclude_unset=True).items()
-        if v is not None or k in ("available_from", "available_until")
+        if v is not None or k in ("available_from", "available_until", "festival_id")
     }
     gift = await service.update_gift(session=session, actor=admin, gift_id=gift_id, changes=changes)
     return GiftOut.model_validate(gift)

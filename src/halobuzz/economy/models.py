@@ -1,4 +1,5 @@
-"""Economy tables: the ledger (accounts, transactions, entries), coin packages, gifts and sent gifts."""
+"""Economy tables: the ledger (accounts, transactions, entries), coin packages, gifts and sent gifts,
+OG tiers and subscriptions, festivals and stream thrones."""
 
 from __future__ import annotations
 
@@ -102,6 +103,8 @@ class Gift(UUIDPrimaryKey, Timestamped, Base):
     position: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # A festival gift is offered only while its festival is active (economy.festivals).
+    festival_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("festival.id", ondelete="SET NULL"))
 
 
 class GiftSent(UUIDPrimaryKey, Timestamped, Base):
@@ -121,3 +124,79 @@ class GiftSent(UUIDPrimaryKey, Timestamped, Base):
     gift_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("gift.id"))
     quantity: Mapped[int]
     coins: Mapped[int] = mapped_column(BigInteger)
+
+
+class OgTier(UUIDPrimaryKey, Timestamped, Base):
+    """An OG membership level (1..5): its monthly coin price and perks."""
+
+    __tablename__ = "og_tier"
+    __table_args__ = (
+        CheckConstraint("level >= 1 AND level <= 5", name="level_range"),
+        CheckConstraint("monthly_price > 0", name="monthly_price_positive"),
+        CheckConstraint("daily_bonus >= 0", name="daily_bonus_nonnegative"),
+    )
+
+    level: Mapped[int] = mapped_column(unique=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    monthly_price: Mapped[int] = mapped_column(BigInteger)
+    daily_bonus: Mapped[int] = mapped_column(BigInteger, default=0)
+    badge: Mapped[str] = mapped_column(String(500), default="")
+    chat_privileges: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OgSubscription(UUIDPrimaryKey, Timestamped, Base):
+    """A user's OG membership (one row per user, so at most one active subscription).
+
+    Active while ``expires_at`` is in the future; renewal extends it, a new term after a lapse
+    reuses the row.
+    """
+
+    __tablename__ = "og_subscription"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), unique=True)
+    tier_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("og_tier.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(16))  # active | expired
+    started_at: Mapped[datetime]
+    current_period_start: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    auto_renew: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Festival(UUIDPrimaryKey, Timestamped, Base):
+    """A festival period in some regions (country codes; none means everywhere) with a bonus multiplier.
+
+    ``is_active`` is kept by the 01:00 job (and on every admin change) from ``enabled`` and the
+    dates; readers also check the dates, so a festival never counts outside its window.
+    """
+
+    __tablename__ = "festival"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="window_ordered"),
+        CheckConstraint("multiplier_percent >= 100", name="multiplier_at_least_one"),
+    )
+
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    regions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    # The daily bonus multiplier in percent (150 = x1.5), so coin amounts stay integer arithmetic.
+    multiplier_percent: Mapped[int] = mapped_column(default=100)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    is_active: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StreamThrone(Base):
+    """Who holds a stream's throne (its top gifter within the window); the row is also the lock
+    that orders concurrent gifts' throne updates."""
+
+    __tablename__ = "stream_throne"
+
+    stream_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stream.id", ondelete="CASCADE"), primary_key=True)
+    holder_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    coins: Mapped[int] = mapped_column(BigInteger, default=0)
+    since: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -21,8 +22,17 @@ from halobuzz.core.clock import utcnow
 from halobuzz.core.db import after_commit
 from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from halobuzz.core.pagination import decode_cursor, encode_cursor
-from halobuzz.economy import ledger
-from halobuzz.economy.models import COIN, CoinPackage, Gift, GiftSent, LedgerAccount, LedgerEntry, LedgerTransaction
+from halobuzz.economy import festivals, ledger, thrones
+from halobuzz.economy.models import (
+    COIN,
+    CoinPackage,
+    Festival,
+    Gift,
+    GiftSent,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+)
 from halobuzz.streams.models import Broadcast, Stream, StreamStatus
 
 CURRENCIES = ("NPR", "INR", "BDT", "PKR", "LKR", "THB", "VND", "AED", "USD")
@@ -184,6 +194,8 @@ def _offered(now: datetime) -> Any:
         Gift.is_active.is_(True),
         or_(Gift.available_from.is_(None), Gift.available_from <= now),
         or_(Gift.available_until.is_(None), Gift.available_until > now),
+        # A festival gift only while its festival runs.
+        or_(Gift.festival_id.is_(None), Gift.festival_id.in_(select(Festival.id).where(festivals.running(now)))),
     )
 
 
@@ -200,9 +212,15 @@ def _check_window(available_from: datetime | None, available_until: datetime | N
         raise InvalidInput("available_until must be after available_from", code="invalid_window")
 
 
+async def _check_festival(session: AsyncSession, festival_id: uuid.UUID | None) -> None:
+    if festival_id is not None and await session.get(Festival, festival_id) is None:
+        raise InvalidInput("no such festival", code="festival_not_found")
+
+
 async def create_gift(*, session: AsyncSession, actor: User, fields: dict[str, Any]) -> Gift:
-    """Add a gift to the catalog (admins)."""
+    """Add a gift to the catalog (admins); a festival gift is offered only while its festival runs."""
     _check_window(fields.get("available_from"), fields.get("available_until"))
+    await _check_festival(session, fields.get("festival_id"))
     if await session.scalar(select(Gift.id).where(Gift.name == fields["name"])):
         raise Conflict("a gift with this name exists", code="name_taken")
     gift = Gift(**fields)
@@ -225,6 +243,7 @@ async def update_gift(*, session: AsyncSession, actor: User, gift_id: uuid.UUID,
     _check_window(
         changes.get("available_from", gift.available_from), changes.get("available_until", gift.available_until)
     )
+    await _check_festival(session, changes.get("festival_id"))
     for key, value in changes.items():
         setattr(gift, key, value)
     await session.flush()
@@ -298,6 +317,12 @@ class GiftReceipt:
     sender_id: uuid.UUID
     receiver_id: uuid.UUID
     created: bool
+    # A new holder of the stream's throne because of this gift (new gifts only).
+    throne: thrones.ThroneChange | None = None
+
+
+OnCommitted = Callable[[GiftReceipt], Awaitable[None] | None]
+Guard = Callable[[], Awaitable[None]]
 
 
 def _request_hash(stream_id: uuid.UUID, gift_id: uuid.UUID, quantity: int) -> str:
@@ -349,8 +374,8 @@ async def send_gift(
     quantity: int,
     idempotency_key: str,
     settings: EconomySettings | None = None,
-    on_committed: Callable[[GiftReceipt], Awaitable[None] | None] | None = None,
-    guard: Callable[[], Awaitable[None]] | None = None,
+    on_committed: OnCommitted | None = None,
+    guard: Guard | None = None,
 ) -> GiftReceipt:
     """Send ``quantity`` of a gift to a live stream's owner: one ledger transaction debits the
     sender and credits the creator's earnings (``revenue_share``, floored) and platform revenue.
@@ -435,8 +460,14 @@ async def send_gift(
         )
     )
     await session.flush()
+    change = await thrones.update_throne(
+        session=session, stream_id=stream.id, window=timedelta(hours=settings.throne_window_hours)
+    )
     events.emit(session, "gift.sent", {"transaction_id": posted.transaction.id, **meta}, actor_id=actor.id)
-    receipt = _receipt(posted.transaction, balance=posted.balances[ledger.user_coins(actor.id).key], created=True)
+    receipt = dataclasses.replace(
+        _receipt(posted.transaction, balance=posted.balances[ledger.user_coins(actor.id).key], created=True),
+        throne=change,
+    )
     if on_committed is not None:
         callback = on_committed
         after_commit(session, lambda: callback(receipt))

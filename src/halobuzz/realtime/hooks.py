@@ -7,6 +7,7 @@ from datetime import datetime
 
 from halobuzz.core.runtime import Runtime
 from halobuzz.economy.service import GiftReceipt
+from halobuzz.economy.thrones import ThroneChange
 from halobuzz.realtime.asgi import gateway_of
 from halobuzz.realtime.gateway import stream_room
 
@@ -50,6 +51,15 @@ def gift_received(runtime: Runtime, receipt: GiftReceipt, *, sender_username: st
                 "coins": receipt.coins_spent,
             },
         )
+        if receipt.throne is not None:
+            gateway.publish(stream_room(receipt.stream_id), "throne_changed", receipt.throne.payload())
+
+
+def throne_changed(runtime: Runtime, change: ThroneChange) -> None:
+    """``throne_changed`` to the stream's room: a new top gifter (or none) holds its throne."""
+    gateway = gateway_of(runtime)
+    if gateway is not None:
+        gateway.publish(stream_room(change.stream_id), "throne_changed", change.payload())
 
 
 def raid(runtime: Runtime, *, stream_id: uuid.UUID, payload: dict[str, object]) -> None:

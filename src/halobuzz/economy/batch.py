@@ -1,0 +1,173 @@
+"""Gift batching: concurrent gift requests of one process share one database transaction.
+
+Gifts to one stream all lock the same credit accounts (the creator's earnings and platform
+revenue) until commit, so one transaction per gift serializes them on those rows with every
+round trip and event-loop turn in between. The batcher instead drains the queued requests into
+one transaction: it creates and locks every account the batch touches (and the streams' throne
+rows) up front in the one global order (by id), then runs each request's ``send_gift`` in its
+own SAVEPOINT — a refused gift (insufficient funds, velocity, idempotency reuse) rolls back
+alone and gets its own error — and commits once. Each caller gets its own receipt or error;
+after-commit hooks (room broadcasts) run after that commit, as for a single gift. If the commit
+itself fails every request of the batch fails with it, and nothing of it was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halobuzz.accounts.models import User
+from halobuzz.core.errors import Conflict, DomainError
+from halobuzz.economy import fraud, ledger, service, thrones
+from halobuzz.economy.models import LedgerAccount, StreamThrone
+from halobuzz.streams.models import Stream
+
+if TYPE_CHECKING:
+    from halobuzz.core.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 100
+
+
+@dataclass(eq=False)
+class GiftRequest:
+    actor: User
+    stream_id: uuid.UUID
+    gift_id: uuid.UUID
+    quantity: int
+    idempotency_key: str
+    sender_username: str
+    future: asyncio.Future[service.GiftReceipt] = field(init=False)
+
+
+class GiftBatcher:
+    """One per process (``runtime.extras["gift_batcher"]``); ``send`` is ``service.send_gift``
+    with the same answers, batched with whatever other gifts are waiting."""
+
+    def __init__(self, runtime: Runtime, *, max_batch: int = MAX_BATCH) -> None:
+        self.runtime = runtime
+        self.max_batch = max_batch
+        self.queue: deque[GiftRequest] = deque()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def send(self, request: GiftRequest) -> service.GiftReceipt:
+        """Queue a gift and wait for its receipt (or its error)."""
+        request.future = asyncio.get_running_loop().create_future()
+        self.queue.append(request)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        # Shielded: a caller that goes away does not cancel the batch the gift is part of.
+        return await asyncio.shield(request.future)
+
+    async def close(self) -> None:
+        """Finish the queued gifts (called at shutdown)."""
+        if self._worker is not None:
+            await asyncio.shield(self._worker)
+
+    async def _drain(self) -> None:
+        while self.queue:
+            batch = [self.queue.popleft() for _ in range(min(self.max_batch, len(self.queue)))]
+            try:
+                await self._run(batch)
+            except Exception as exc:  # the commit (or the up-front locking) failed: nothing was written
+                log.warning("gift_batch_failed", size=len(batch), error=repr(exc))
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+
+    async def _run(self, batch: list[GiftRequest]) -> None:
+        runtime = self.runtime
+        outcomes: list[service.GiftReceipt | DomainError] = []
+        async with runtime.db.session() as session:
+            await _lock_batch(session, batch)
+            for r in batch:
+                try:
+                    async with session.begin_nested():
+                        receipt = await service.send_gift(
+                            session=session,
+                            actor=r.actor,
+                            stream_id=r.stream_id,
+                            gift_id=r.gift_id,
+                            quantity=r.quantity,
+                            idempotency_key=r.idempotency_key,
+                            settings=runtime.settings.economy,
+                            on_committed=_announcer(runtime, r.sender_username),
+                            guard=_guard(session, runtime, r.actor.id),
+                        )
+                    outcomes.append(receipt)
+                except DomainError as exc:
+                    outcomes.append(exc)
+                except IntegrityError:
+                    # Another process committed the same idempotency key meanwhile: only this gift fails.
+                    outcomes.append(
+                        Conflict(
+                            "a concurrent request with this Idempotency-Key was posted; retry to get its answer",
+                            code="idempotency_conflict",
+                        )
+                    )
+        for r, outcome in zip(batch, outcomes, strict=True):
+            if r.future.done():
+                continue
+            if isinstance(outcome, DomainError):
+                r.future.set_exception(outcome)
+            else:
+                r.future.set_result(outcome)
+
+
+def _announcer(runtime: Runtime, username: str) -> service.OnCommitted:
+    from halobuzz.realtime import hooks as realtime_hooks
+
+    return lambda receipt: realtime_hooks.gift_received(runtime, receipt, sender_username=username)
+
+
+def _guard(session: AsyncSession, runtime: Runtime, sender_id: uuid.UUID) -> service.Guard:
+    return lambda: fraud.check_gift_velocity(
+        session=session, db=runtime.db, settings=runtime.settings.fraud, sender_id=sender_id
+    )
+
+
+async def _lock_batch(session: AsyncSession, batch: list[GiftRequest]) -> None:
+    """Create and lock (by id) every account the batch may touch, then the streams' throne rows
+    (by stream id): the order every gift takes its locks in, so batches never deadlock."""
+    stream_ids = sorted({r.stream_id for r in batch})
+    owners = dict((await session.execute(select(Stream.id, Stream.owner_id).where(Stream.id.in_(stream_ids)))).all())
+    specs = [ledger.platform("platform_revenue")]
+    specs += [ledger.user_coins(r.actor.id) for r in batch]
+    specs += [ledger.creator_earnings(owner) for owner in owners.values()]
+    ids = await ledger.ensure_accounts(session=session, specs=specs)
+    await session.execute(
+        select(LedgerAccount.id).where(LedgerAccount.id.in_(ids.values())).order_by(LedgerAccount.id).with_for_update()
+    )
+    for stream_id in sorted(owners):
+        await thrones.ensure_row(session, stream_id)
+    if owners:
+        await session.execute(
+            select(StreamThrone.stream_id)
+            .where(StreamThrone.stream_id.in_(sorted(owners)))
+            .order_by(StreamThrone.stream_id)
+            .with_for_update()
+        )
+
+
+def batcher_of(runtime: Runtime) -> GiftBatcher:
+    """The process's gift batcher (created on first use)."""
+    found = runtime.extras.get("gift_batcher")
+    if not isinstance(found, GiftBatcher):
+        found = runtime.extras["gift_batcher"] = GiftBatcher(runtime)
+    return found
+
+
+async def close(runtime: Runtime) -> None:
+    """Let the process's batcher finish its queued gifts (shutdown)."""
+    found = runtime.extras.get("gift_batcher")
+    if isinstance(found, GiftBatcher):
+        await found.close()

@@ -1,0 +1,170 @@
+"""Stream thrones: a stream's top gifter over the last ``throne_window_hours`` holds its throne.
+
+Every new gift recomputes the holder while holding the stream's ``stream_throne`` row lock (taken
+after the ledger's account locks, in that order everywhere), so of two racing gifts the second
+waits for the first's commit and then sees both gifts: the stored holder is always the top of the
+committed gifts. A change of holder is announced to the ``stream:{id}`` room as
+``throne_changed`` after commit (docs/realtime.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halobuzz.accounts.models import User
+from halobuzz.core.clock import utcnow
+from halobuzz.core.errors import NotFound
+from halobuzz.economy.models import GiftSent, StreamThrone
+from halobuzz.streams.models import Stream
+
+if TYPE_CHECKING:
+    from halobuzz.core.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    user_id: uuid.UUID
+    username: str
+    display_name: str
+    coins: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThroneChange:
+    """A new holder (or none) of a stream's throne; the ``throne_changed`` payload."""
+
+    stream_id: uuid.UUID
+    holder: Holder | None
+    previous_holder_id: uuid.UUID | None
+    since: datetime | None
+
+    def payload(self) -> dict[str, Any]:
+        h = self.holder
+        return {
+            "stream_id": self.stream_id,
+            "holder": None if h is None else {"id": h.user_id, "username": h.username, "display_name": h.display_name},
+            "coins": 0 if h is None else h.coins,
+            "previous_holder_id": self.previous_holder_id,
+            "since": self.since,
+        }
+
+
+async def top_gifter(*, session: AsyncSession, stream_id: uuid.UUID, since: datetime) -> Holder | None:
+    """The sender of the most coins to the stream since ``since`` (ties: who reached it first)."""
+    coins = func.sum(GiftSent.coins).label("coins")
+    last = func.max(GiftSent.created_at).label("last")
+    row = (
+        await session.execute(
+            select(User.id, User.username, User.display_name, coins)
+            .join(User, User.id == GiftSent.sender_id)
+            .where(GiftSent.stream_id == stream_id, GiftSent.created_at > since)
+            .group_by(User.id, User.username, User.display_name)
+            .order_by(coins.desc(), last.asc(), User.id)
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else Holder(row[0], row[1], row[2], int(row[3]))
+
+
+async def ensure_row(session: AsyncSession, stream_id: uuid.UUID) -> None:
+    """Create the stream's throne row when missing (a concurrent twin is ignored)."""
+    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        ins(StreamThrone)
+        .values(stream_id=stream_id, holder_id=None, coins=0, since=None, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["stream_id"])
+    )
+
+
+async def _lock(session: AsyncSession, stream_id: uuid.UUID) -> StreamThrone:
+    query = (
+        select(StreamThrone)
+        .where(StreamThrone.stream_id == stream_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    throne = await session.scalar(query)
+    if throne is None:
+        await ensure_row(session, stream_id)
+        throne = await session.scalar(query)
+    assert throne is not None
+    return throne
+
+
+async def update_throne(
+    *, session: AsyncSession, stream_id: uuid.UUID, window: timedelta, now: datetime | None = None
+) -> ThroneChange | None:
+    """Recompute the stream's throne under its row lock; the change, if the holder changed."""
+    now = now or utcnow()
+    throne = await _lock(session, stream_id)
+    top = await top_gifter(session=session, stream_id=stream_id, since=now - window)
+    previous = throne.holder_id
+    throne.coins = top.coins if top else 0
+    throne.updated_at = now
+    changed = (top.user_id if top else None) != previous
+    if changed:
+        throne.holder_id = top.user_id if top else None
+        throne.since = now if top else None
+    await session.flush()
+    if not changed:
+        return None
+    return ThroneChange(stream_id, top, previous, throne.since)
+
+
+@dataclass(frozen=True, slots=True)
+class ThroneView:
+    stream_id: uuid.UUID
+    holder: Holder | None
+    since: datetime | None
+    window_hours: float
+
+
+async def get_throne(*, session: AsyncSession, stream_id: uuid.UUID, window: timedelta) -> ThroneView:
+    """Who holds the stream's throne now (computed from the window's gifts)."""
+    stream = await session.get(Stream, stream_id)
+    if stream is None or stream.deleted_at is not None:
+        raise NotFound("no such stream", code="stream_not_found")
+    top = await top_gifter(session=session, stream_id=stream_id, since=utcnow() - window)
+    stored = await session.get(StreamThrone, stream_id)
+    since = stored.since if stored is not None and top is not None and stored.holder_id == top.user_id else None
+    return ThroneView(stream_id, top, since, window.total_seconds() / 3600)
+
+
+async def expire(*, session: AsyncSession, window: timedelta, now: datetime) -> list[ThroneChange]:
+    """Recompute every held throne whose oldest counted gifts may have left the window."""
+    ids = (await session.scalars(select(StreamThrone.stream_id).where(StreamThrone.holder_id.is_not(None)))).all()
+    changes: list[ThroneChange] = []
+    for stream_id in sorted(ids):
+        change = await update_throne(session=session, stream_id=stream_id, window=window, now=now)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+async def expire_thrones(runtime: Runtime, *, scheduled_for: datetime) -> dict[str, Any]:
+    """The 02:00 job: thrones whose holder's gifts left the window pass on (or lapse), announced
+    to each stream's room. Idempotent: a re-run finds nothing more to change."""
+    from halobuzz.realtime import hooks
+
+    window = timedelta(hours=runtime.settings.economy.throne_window_hours)
+    async with runtime.db.session() as session:
+        changes = await expire(session=session, window=window, now=utcnow())
+    for change in changes:
+        hooks.throne_changed(runtime, change)
+    result = {
+        "changed": len(changes),
+        "vacated": sum(1 for c in changes if c.holder is None),
+    }
+    log.info("thrones_expired", **result)
+    return result
