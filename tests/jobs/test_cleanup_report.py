@@ -62,3 +62,51 @@ async def test_daily_report_is_stored_and_readable(app: HaloBuzzApp, client: htt
 
 def test_report_day_is_the_local_day_before() -> None:
     assert datetime(2026, 3, 1, 17, 0, tzinfo=UTC).astimezone(analytics.ZoneInfo("Australia/Sydney")).day == 2
+
+
+async def test_cleanup_purges_notifications_and_their_marks_past_retention(app: HaloBuzzApp, make_user: Any) -> None:
+    from datetime import date
+
+    from halobuzz.core.ids import uuid7
+    from halobuzz.notifications.models import FanoutChunk, Notification, NotificationDelivery, NotificationDigest
+
+    user = await make_user()
+    now = utcnow()
+    old = now - timedelta(days=120)
+    async with app.runtime.db.session() as s:
+        for key, created in (("old", old), ("new", now)):
+            s.add(Notification(recipient_id=user.id, type="new_follower", data={}, dedupe_key=key, created_at=created))
+        digest = NotificationDigest(user_id=user.id, local_date=date(2026, 8, 1), item_count=1, created_at=old)
+        s.add(digest)
+        for key, status, created in (
+            ("old-sent", "sent", old),
+            ("old-pending", "pending", old),
+            ("new-sent", "sent", now),
+        ):
+            s.add(
+                NotificationDelivery(
+                    user_id=user.id,
+                    source_key=key,
+                    type="new_follower",
+                    data={},
+                    channel="email",
+                    target="email",
+                    status=status,
+                    next_attempt_at=created,
+                    created_at=created,
+                )
+            )
+        s.add(FanoutChunk(source_event_id=uuid7(), chunk=0, recipients=1, created_at=old))
+        s.add(FanoutChunk(source_event_id=uuid7(), chunk=0, recipients=1, created_at=now))
+    result = await cleanup.cleanup(app.runtime, scheduled_for=now)
+    assert result["notifications"] == 1
+    assert result["notification_deliveries"] == 1
+    assert result["notification_digests"] == 1
+    assert result["fanout_marks"] == 1
+    async with app.runtime.db.session(write=False) as s:
+        keys = set((await s.execute(select(NotificationDelivery.source_key))).scalars())
+        assert keys == {"old-pending", "new-sent"}  # a delivery still to be attempted is kept
+        assert await s.scalar(select(func.count()).select_from(Notification)) == 1
+        assert await s.scalar(select(func.count()).select_from(FanoutChunk)) == 1
+    again = await cleanup.cleanup(app.runtime, scheduled_for=now)
+    assert again["notifications"] == again["notification_deliveries"] == again["fanout_marks"] == 0

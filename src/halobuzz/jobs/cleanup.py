@@ -1,18 +1,24 @@
-"""03:00 cleanup: expired sessions and tokens, delivered outbox rows, old processed-event marks."""
+"""03:00 cleanup: expired sessions and tokens, delivered outbox rows, old processed-event marks,
+notifications past their retention with their finished deliveries, digests and fan-out marks."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, delete, inspect, or_
+from sqlalchemy import delete, or_
 from sqlalchemy.engine import CursorResult
 
 from halobuzz.accounts.models import AuthSession, OneTimeToken, RefreshToken
 from halobuzz.core.events import OutboxEvent, ProcessedEvent
+from halobuzz.notifications.models import FanoutChunk, Notification, NotificationDelivery, NotificationDigest
 
 if TYPE_CHECKING:
     from halobuzz.core.runtime import Runtime
+
+
+# Deliveries that will not be attempted again (pending and held digest rows stay).
+_FINISHED = ("sent", "failed", "cancelled", "digested")
 
 
 def _count(result: Any) -> int:
@@ -42,12 +48,25 @@ async def cleanup(runtime: Runtime, *, scheduled_for: datetime) -> dict[str, Any
         counts["processed_events"] = _count(
             await s.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < cutoff))
         )
-        has_notifications = await s.run_sync(lambda sync: inspect(sync.connection()).has_table("notification"))
-        if has_notifications:
-            from halobuzz.core.db import Base
-
-            table = Base.metadata.tables.get("notification")
-            if isinstance(table, Table) and "created_at" in table.c:
-                n_cutoff = scheduled_for - timedelta(days=jobs.notification_retention_days)
-                counts["notifications"] = _count(await s.execute(delete(table).where(table.c.created_at < n_cutoff)))
+        n_cutoff = scheduled_for - timedelta(days=jobs.notification_retention_days)
+        counts["notifications"] = _count(
+            await s.execute(delete(Notification).where(Notification.created_at < n_cutoff))
+        )
+        # Delivery rows and fan-out marks also stop duplicates of a redelivered event: keep them
+        # while the event could still come again (its outbox row and processed mark live until
+        # ``cutoff``), and while the notification is kept.
+        marks_cutoff = min(cutoff, n_cutoff)
+        counts["notification_deliveries"] = _count(
+            await s.execute(
+                delete(NotificationDelivery).where(
+                    NotificationDelivery.status.in_(_FINISHED), NotificationDelivery.created_at < marks_cutoff
+                )
+            )
+        )
+        counts["notification_digests"] = _count(
+            await s.execute(delete(NotificationDigest).where(NotificationDigest.created_at < n_cutoff))
+        )
+        counts["fanout_marks"] = _count(
+            await s.execute(delete(FanoutChunk).where(FanoutChunk.created_at < marks_cutoff))
+        )
     return counts
