@@ -209,12 +209,6 @@ async def test_viewer_creator_and_admin_journeys(
     assert "yes" in await studio.inner_text("#health dd[data-k='transcoding']")
     await shot(studio, "studio-stream")
 
-    # The creator rotates the stream key (revealed once, different each time).
-    await studio.click("#rotate-key")
-    first = await studio.inner_text("#stream-key")
-    await studio.click("#rotate-key")
-    await studio.wait_for_function("k => document.querySelector('#stream-key').textContent !== k", arg=first)
-
     # The second viewer reports the new viewer's message.
     await other.click("#messages li:has-text('namaste from the browser') a.report")
     await other.select_option("#reason", "spam")
@@ -244,9 +238,14 @@ async def test_viewer_creator_and_admin_journeys(
     await viewer.wait_for_url(re.compile(r".*/login\?next=%2Fwallet$"))
     await shot(viewer, "login-after-ban")
 
-    # The broadcast ends; its recording plays as a past broadcast.
-    pub.terminate()
-    await pub.wait()
+    # The creator rotates the stream key (revealed once, different each time): the encoder still
+    # publishing with the old key is dropped, so the broadcast ends; its recording plays as a past
+    # broadcast.
+    await studio.click("#rotate-key")
+    first = await studio.inner_text("#stream-key")
+    await studio.click("#rotate-key")
+    await studio.wait_for_function("k => document.querySelector('#stream-key').textContent !== k", arg=first)
+    await asyncio.wait_for(pub.wait(), 60)
 
     async def recorded() -> bool:
         return bool((await http.get(f"/api/v1/streams/{stream_id}/recordings")).json()["items"])
