@@ -285,7 +285,7 @@ class JetStreamBroker(Broker):
                     continue
                 try:
                     msgs = await sub.fetch(free, timeout=1.0)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):  # nothing queued within the wait
                     continue
                 for msg in msgs:
                     await slots.acquire()

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -88,7 +89,15 @@ class Worker:
         return backoff(attempt, base=self.backoff_base, cap=BACKOFF_CAP_SECONDS)
 
     async def run(self) -> None:
-        await self.broker.consume(self.handle, concurrency=self.runtime.settings.jobs.worker_concurrency)
+        """Consume until cancelled; a lost broker connection is retried after a pause."""
+        while True:
+            try:
+                await self.broker.consume(self.handle, concurrency=self.runtime.settings.jobs.worker_concurrency)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("broker_consume_failed")
+                await asyncio.sleep(1.0)
 
     async def handle(self, msg: Delivery) -> None:
         kind = msg.body.get("kind")
