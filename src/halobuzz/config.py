@@ -231,6 +231,12 @@ class JobsSettings(_Section):
     notification_retention_days: int = Field(90, ge=1)
     # Outbound webhooks: per-attempt HTTP timeout (attempts and backoff as above).
     webhook_timeout_seconds: float = Field(10.0, gt=0)
+    # With BROKER_URL: the Redis stream key prefix / JetStream stream name, how long a message a
+    # worker received stays unacknowledged before another worker takes it over, messages one
+    # worker handles at once.
+    broker_stream: str = Field("halobuzz", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    broker_claim_idle_seconds: float = Field(30.0, gt=0)
+    worker_concurrency: int = Field(4, ge=1)
 
 
 class FraudSettings(_Section):

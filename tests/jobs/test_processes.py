@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from halobuzz.app import HaloBuzzApp
 from halobuzz.core import events
+from halobuzz.core.broker import make_broker
 from halobuzz.core.events import OutboxEvent
 from halobuzz.jobs.schedule import JobRun
 from tests.events.conftest import wait_for
@@ -28,6 +30,7 @@ BROKER_URL = os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL") or ""
 @pytest.fixture
 async def spawn(database_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     procs: list[asyncio.subprocess.Process] = []
+    stream = f"hbt-{uuid.uuid4().hex[:12]}"  # a broker stream of this test's own
 
     async def start(command: str) -> asyncio.subprocess.Process:
         env = {
@@ -41,6 +44,7 @@ async def spawn(database_url: str, tmp_path: Path) -> AsyncIterator[Callable[...
         }
         if BROKER_URL:
             env["BROKER_URL"] = BROKER_URL
+            env["JOBS_BROKER_STREAM"] = stream
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -63,6 +67,10 @@ async def spawn(database_url: str, tmp_path: Path) -> AsyncIterator[Callable[...
         except TimeoutError:
             proc.kill()
             await proc.wait()
+    if BROKER_URL:
+        broker = make_broker(BROKER_URL, stream=stream)
+        await broker.delete()
+        await broker.close()
 
 
 async def test_worker_process_delivers_events_and_webhooks(
@@ -97,6 +105,8 @@ async def test_worker_process_delivers_events_and_webhooks(
 async def test_two_scheduler_processes_fire_a_slot_once(app: HaloBuzzApp, spawn: Any) -> None:
     await spawn("scheduler")
     await spawn("scheduler")
+    if BROKER_URL:
+        await spawn("worker")  # with a broker the schedulers only queue the slots; a worker runs them
 
     async def finished() -> list[JobRun]:
         async with app.runtime.db.session(write=False) as s:

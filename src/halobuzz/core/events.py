@@ -131,6 +131,18 @@ class Event:
         }
 
     @classmethod
+    def from_envelope(cls, env: dict[str, Any]) -> Event:
+        """The event of a stored or transported envelope (the inverse of ``to_envelope``)."""
+        return cls(
+            uuid.UUID(env["id"]),
+            env["type"],
+            int(env["version"]),
+            datetime.fromisoformat(env["occurred_at"].replace("Z", "+00:00")),
+            uuid.UUID(env["actor_id"]) if env.get("actor_id") else None,
+            dict(env["data"]),
+        )
+
+    @classmethod
     def from_row(cls, row: OutboxEvent) -> Event:
         return cls(row.id, row.type, row.version, row.occurred_at, row.actor_id, dict(row.data))
 
@@ -228,6 +240,10 @@ def register_consumer(event_type: str, *, name: str, target: Handler | str) -> N
 
 def unregister_consumer(name: str) -> None:
     _consumers.pop(name, None)
+
+
+def get_consumer(name: str) -> Consumer | None:
+    return _consumers.get(name)
 
 
 def consumers_for(event_type: str) -> list[Consumer]:

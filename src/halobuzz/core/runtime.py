@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from halobuzz.config import DEV_SECRET, Settings
 from halobuzz.core.cache import ResponseCache
@@ -49,5 +50,8 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        broker: Any = self.extras.pop("broker", None)
+        if broker is not None:
+            await broker.close()
         await self.db.dispose()
         await self.kv.close()

@@ -1,7 +1,8 @@
 """Starting the background machinery: the outbox relay (consumers) and the scheduler.
 
 ``halobuzz serve`` runs both in its lifespan (embedded mode); ``halobuzz worker`` runs the relay and
-``halobuzz scheduler`` the scheduler as their own processes.
+``halobuzz scheduler`` the scheduler as their own processes. With ``BROKER_URL`` the relay publishes
+to the broker, the scheduler queues its slots there, and workers consume (halobuzz.jobs.worker).
 """
 
 from __future__ import annotations
@@ -43,8 +44,15 @@ def start(runtime: Runtime, *, relay: bool = True, scheduler: bool = True) -> li
 
     load_consumers()
     tasks: list[asyncio.Task[None]] = []
+    brokered = bool(runtime.settings.broker_url)
     if relay:
-        r = Relay(runtime, RelaySettings.from_settings(runtime))
+        if brokered:
+            from halobuzz.jobs.worker import BrokerRelay, run_worker
+
+            r: Relay = BrokerRelay(runtime, RelaySettings.from_settings(runtime))
+            tasks.append(asyncio.create_task(run_worker(runtime), name="broker-worker"))
+        else:
+            r = Relay(runtime, RelaySettings.from_settings(runtime))
         runtime.extras["relay"] = r
         tasks.append(asyncio.create_task(r.run(), name="outbox-relay"))
         from halobuzz.webhooks.service import Dispatcher
@@ -54,7 +62,7 @@ def start(runtime: Runtime, *, relay: bool = True, scheduler: bool = True) -> li
 
         tasks.append(asyncio.create_task(NotificationDispatcher(runtime).run(), name="notification-dispatcher"))
     if scheduler:
-        sch = Scheduler(runtime)
+        sch = Scheduler(runtime, broker=brokered)
         runtime.extras["scheduler"] = sch
         tasks.append(asyncio.create_task(sch.run(), name="scheduler"))
     return tasks

@@ -112,12 +112,15 @@ class Scheduler:
         *,
         max_attempts: int = 3,
         backoff_base_seconds: float = 5.0,
+        broker: bool = False,
     ) -> None:
         self.runtime = runtime
         self.entries = list(SCHEDULE if entries is None else entries)
         self.tz = ZoneInfo(runtime.settings.jobs.timezone)
         self.max_attempts = max_attempts
         self.backoff_base_seconds = backoff_base_seconds
+        # With a broker the scheduler only claims slots; workers run them (halobuzz.jobs.worker).
+        self.broker = broker
 
     async def tick(self, now: datetime | None = None) -> list[JobRun]:
         """Claim and run every due slot this scheduler wins; the runs it fired."""
@@ -128,7 +131,12 @@ class Scheduler:
             if now - slot > GRACE:
                 continue
             run = await self._claim(entry.job, slot, now)
-            if run is not None:
+            if run is not None and self.broker:
+                from halobuzz.jobs.worker import get_broker, job_message
+
+                await get_broker(self.runtime).publish(job_message(run))
+                fired.append(run)
+            elif run is not None:
                 fired.append(await self._run(run))
         return fired
 

@@ -47,13 +47,16 @@ async def retry_dead_letter(*, session: AsyncSession, runtime: Runtime, dead_id:
     if dead.kind == "job":
         from halobuzz.core.clock import utcnow
         from halobuzz.jobs.schedule import rerun
+        from halobuzz.jobs.worker import requeue_job
 
         dead.retried_at = utcnow()
         await session.flush()
         job, slot = dead.name, datetime.fromisoformat(dead.payload["scheduled_for"])
+        # With a broker the run goes back to the workers; embedded, it runs here.
+        again = requeue_job if runtime.settings.broker_url else rerun
 
         def _spawn() -> None:
-            task = asyncio.create_task(rerun(runtime, job, scheduled_for=slot))
+            task = asyncio.create_task(again(runtime, job, scheduled_for=slot))
             _tasks.add(task)
             task.add_done_callback(_tasks.discard)
 
