@@ -159,7 +159,11 @@ class RedisStore:
     """The shared store when ``REDIS_URL`` is set; every key carries the configured prefix."""
 
     def __init__(self, url: str, prefix: str = "hb:") -> None:
-        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        # At most 100 connections (redis-py's default); a burst beyond that (10,000 sockets
+        # dropping at once each removing its presence entry) waits up to 20 s for a free
+        # connection instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=100, timeout=20)
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._take = self.client.register_script(_TAKE)
         self._incr = self.client.register_script(_INCR)
