@@ -289,4 +289,8 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("admin", f"/admin/kyc/{w.kyc_id}"),
         ("admin", "/admin/images"),
         ("admin", f"/studio/streams/{sid}"),
+        ("anonymous", "/og"),
+        ("viewer", "/og"),
+        ("admin", "/admin/og"),
+        ("admin", "/admin/festivals"),
     ]
