@@ -1,6 +1,7 @@
-"""The stream page's throne in a real browser (Playwright driving Debian's chromium, headless,
-against a real uvicorn server): gifts sent through the API move the throne, and the open page
-shows each new holder live from ``throne_changed``, without a reload."""
+"""The economy pages in a real browser (Playwright driving Debian's chromium, headless, against a
+real uvicorn server): gifts sent through the API move a stream's throne and the open page shows
+each new holder live from ``throne_changed``, without a reload; a fan then joins an OG tier on
+/og and claims the daily bonus on the wallet."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from halobuzz.app import HaloBuzzApp
 from tests.economy.conftest import grant_coins
 from tests.realtime.support import Live
 from tests.realtime.support import live as live
-from tests.web.test_browser import Problems, shot
+from tests.web.test_browser import Problems, shot, sign_in
 from tests.web.test_browser import browser as browser
 
 
@@ -75,5 +76,24 @@ async def test_throne_changes_arrive_live_on_an_open_stream_page(
     await _holder_is(page, "Second Fan", f"{price * 3} coins")
     assert await page.get_attribute("#throne-holder", "href") == "/users/thronesecond"
     await shot(page, "stream-throne")
+
+    # The second fan signs in, joins an OG tier and claims the day's bonus (tier bonus included).
+    admin = await make_user("thronelivead", roles=["admin"])
+    tier = {"level": 1, "name": "Browser OG", "monthly_price": 1, "daily_bonus": 4}
+    made = await server.http.post("/api/v1/admin/og/tiers", json=tier, headers=admin.headers)
+    assert made.status_code == 201, made.text
+    await grant_coins(app, second.id, 1)  # the gifts spent the rest
+    await sign_in(page, url, second.username, second.password)
+    await page.goto(f"{url}/og")
+    await page.click("#og-tier-1 button[type=submit]")
+    await page.wait_for_url(f"{url}/og?notice=og_subscribed")
+    assert await page.inner_text("#og-current") == "Browser OG"
+    await shot(page, "og")
+    await page.goto(f"{url}/wallet")
+    assert await page.inner_text("#bonus-worth") == "Today's bonus: 14 coins (4 coins from your OG tier)"
+    await page.click("#bonus-claim")
+    await page.wait_for_url(f"{url}/wallet?notice=bonus_claimed")
+    assert await page.is_visible("#bonus-next") and await page.inner_text("#balance") == "14"
+    await shot(page, "wallet-bonus")
     await context.close()
     assert problems.items == [], "\n".join(problems.items)

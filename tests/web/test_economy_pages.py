@@ -161,6 +161,7 @@ async def test_daily_bonus_card_on_the_wallet(
     shown = await web.get(claimed.headers["location"])
     assert "Daily bonus claimed." in shown.text and 'id="balance">10<' in shown.text
     assert 'id="bonus-claimed"' in shown.text and 'id="bonus-claim"' not in shown.text
+    assert "<td>Daily bonus</td>" in shown.text  # the history names the ledger kind
     status = (await client.get(f"{API}/bonus/daily", headers=user.headers)).json()
     next_at = datetime.fromisoformat(status["next_claim_at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     assert f"Next bonus from {next_at} UTC" in shown.text
