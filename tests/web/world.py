@@ -60,6 +60,21 @@ async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> Worl
     troll = await make_user("worldtroll")
     async with client_for(app) as c:
         await _ok(await c.post(f"{API}/categories", json={"slug": "music", "name": "Music"}, headers=admin.headers))
+        # An OG tier on sale and a festival running now (the /og page, the home page's banner).
+        tier = {
+            "level": 1,
+            "name": "World OG",
+            "monthly_price": 300,
+            "daily_bonus": 5,
+            "chat_privileges": ["og_emotes"],
+        }
+        await _ok(await c.post(f"{API}/admin/og/tiers", json=tier, headers=admin.headers))
+        window = {
+            "starts_at": (utcnow() - timedelta(hours=1)).isoformat(),
+            "ends_at": (utcnow() + timedelta(days=1)).isoformat(),
+        }
+        festival = {"name": "World festival", "regions": ["NP"], "bonus_multiplier": 1.5, **window}
+        await _ok(await c.post(f"{API}/admin/festivals", json=festival, headers=admin.headers))
         stream = await _ok(
             await c.post(
                 f"{API}/streams",
@@ -289,4 +304,8 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("admin", f"/admin/kyc/{w.kyc_id}"),
         ("admin", "/admin/images"),
         ("admin", f"/studio/streams/{sid}"),
+        ("anonymous", "/og"),
+        ("viewer", "/og"),
+        ("admin", "/admin/og"),
+        ("admin", "/admin/festivals"),
     ]

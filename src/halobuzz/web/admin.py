@@ -458,12 +458,15 @@ async def resolve_flag(request: Request, flag_id: str) -> Response:
 
 
 async def _catalog_view(page: Page, *, error: str | None = None, status: int = 200) -> Response:
-    packages, gifts = await asyncio.gather(page.api.get("/admin/coin-packages"), page.api.get("/admin/gifts"))
+    packages, gifts, festivals = await asyncio.gather(
+        page.api.get("/admin/coin-packages"), page.api.get("/admin/gifts"), page.api.get("/admin/festivals")
+    )
     return page.render(
         "admin_catalog.html",
         status=status,
         packages=items(packages),
         gifts=items(gifts),
+        festivals=items(festivals),
         rarities=RARITIES,
         error=error,
     )
@@ -507,6 +510,10 @@ def _gift_body(form: dict[str, Any], *, editing: bool) -> dict[str, Any]:
         "rarity": text(form, "rarity") or "common",
         "position": number(form, "position") or 0,
     }
+    festival = text(form, "festival_id")
+    if editing or festival:
+        # A festival gift is offered only while its festival runs; none makes it an ordinary gift.
+        body["festival_id"] = festival or None
     if editing:
         body["is_active"] = bool(form.get("is_active"))
     return body

@@ -31,9 +31,12 @@ async def home(request: Request) -> Response:
         "language": q.get("language") or "",
         "sort": q.get("sort") if q.get("sort") in SORTS else "viewers",
     }
-    live, cats = await asyncio.gather(
+    # Festivals running now: those of the user's country (and the everywhere ones), else all.
+    country = str((page.me or {}).get("country") or "")
+    live, cats, festivals = await asyncio.gather(
         page.api.public("/streams/live", cursor=q.get("cursor"), limit=24, **filters),
         page.api.public("/categories"),
+        page.api.public("/festivals", region=country if len(country) == 2 else None),
     )
     more = None
     if next_cursor(live):
@@ -44,6 +47,7 @@ async def home(request: Request) -> Response:
         streams=items(live),
         more=more,
         categories=items(cats),
+        festivals=items(festivals),
         filters=filters,
         error=None if live.ok else live.error,
     )
@@ -59,10 +63,11 @@ async def _stream_view(page: Page, stream_id: str, *, error: str | None = None, 
         page.api.public(f"/streams/{stream_id}/recordings"),
         page.api.get(f"/users/{owner.get('id')}"),  # as the viewer: whether they follow the owner
         page.api.public(f"/streams/{stream_id}/chat/moderators"),
+        page.api.public(f"/streams/{stream_id}/throne"),
     ]
     if page.me is not None:
         calls.append(page.api.get("/wallet"))
-    gifts, modes, history, recordings, profile, moderators, *wallet = await asyncio.gather(*calls)
+    gifts, modes, history, recordings, profile, moderators, throne, *wallet = await asyncio.gather(*calls)
     me_id = (page.me or {}).get("id")
     can_moderate = bool(me_id) and (
         me_id == owner.get("id")
@@ -79,6 +84,7 @@ async def _stream_view(page: Page, stream_id: str, *, error: str | None = None, 
         modes=modes.data if modes.ok else {},
         messages=items(history),
         recordings=items(recordings),
+        throne=throne.data if throne.ok else None,
         balance=(wallet[0].data or {}).get("balance") if wallet and wallet[0].ok else None,
         can_moderate=can_moderate,
         error=error,

@@ -16,12 +16,13 @@ router = APIRouter(include_in_schema=False)
 PROVIDER_NAMES = {"sandbox": "Sandbox", "stripe": "Stripe", "esewa": "eSewa", "khalti": "Khalti"}
 
 
-async def _wallet_view(page: Page, *, error: str | None = None, status: int = 200) -> Response:
+async def wallet_view(page: Page, *, error: str | None = None, status: int = 200) -> Response:
     cursor = page.request.query_params.get("cursor")
-    balance, history, packages = await asyncio.gather(
+    balance, history, packages, bonus = await asyncio.gather(
         page.api.get("/wallet"),
         page.api.get("/wallet/transactions", limit=25, cursor=cursor),
         page.api.get("/coin-packages"),
+        page.api.get("/bonus/daily"),
     )
     if not history.ok and error is None:
         error, status = history.error, history.status
@@ -38,6 +39,7 @@ async def _wallet_view(page: Page, *, error: str | None = None, status: int = 20
         currencies=currencies,
         providers=providers,
         provider_names=PROVIDER_NAMES,
+        bonus=bonus.data if bonus.ok else None,
         error=error,
     )
 
@@ -47,7 +49,7 @@ async def _wallet_view(page: Page, *, error: str | None = None, status: int = 20
 async def wallet(request: Request) -> Response:
     page = await Page.open(request)
     page.need_user()
-    return await _wallet_view(page)
+    return await wallet_view(page)
 
 
 @router.post("/wallet/buy")
@@ -63,7 +65,7 @@ async def buy(request: Request) -> Response:
         headers={"idempotency-key": text(form, "idempotency_key") or str(uuid.uuid4())},
     )
     if not intent.ok:
-        return await _wallet_view(page, error=intent.error, status=intent.status)
+        return await wallet_view(page, error=intent.error, status=intent.status)
     action = intent.data.get("next_action") or {}
     if provider == "sandbox":
         return page.redirect(f"/wallet/checkout/{intent.data['id']}")

@@ -1,6 +1,7 @@
 // The stream page: the live player (waits for the playlist, follows go-live and off-air), live
 // chat with recovery after a dropped connection, chat modes, viewer counts, gifts and their
-// animation. Without scripts the page still lists the chat history and sends gifts by form.
+// animation, the throne holder. Without scripts the page still lists the chat history and sends
+// gifts by form.
 (function () {
   "use strict";
   var root = document.getElementById("stream");
@@ -120,6 +121,24 @@
     state.hidden = !text;
   }
 
+  // --- throne (the stream's top gifter over the window) ---------------------------------
+  var throne = document.getElementById("throne");
+  function showThrone(e) {
+    if (!throne) return;
+    var holder = e && e.holder;
+    var link = document.getElementById("throne-holder");
+    var coins = document.getElementById("throne-coins");
+    var empty = document.getElementById("throne-empty");
+    link.hidden = coins.hidden = !holder;
+    empty.hidden = !!holder;
+    if (holder) {
+      link.textContent = holder.display_name || holder.username;
+      link.href = "/users/" + encodeURIComponent(holder.username);
+      coins.textContent = HB.fmt(e.coins === 1 ? throne.dataset.tCoinsOne : throne.dataset.tCoins, { count: e.coins });
+    }
+    throne.dataset.holder = holder ? holder.id : "";
+  }
+
   var room = HB.room({
     streamId: streamId,
     signedIn: signedIn,
@@ -144,6 +163,7 @@
         if (li) li.remove();
       },
       chat_mode_changed: function (e) { showModes(e.modes); },
+      throne_changed: showThrone,
       viewer_count_changed: function (e) { if (viewers) viewers.textContent = HB.fmt(d.tViewers, { count: e.viewer_count }); },
       gift_received: function (e) {
         animateGift(e.gift);
