@@ -97,7 +97,8 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             **overrides.pop("auth", {}),
         }
         rl_over = {"enabled": False, **overrides.pop("rate_limit", {})}
-        http_over = overrides.pop("http", {})
+        # A loaded CI machine can take longer than production's 2 s to answer a readiness probe.
+        http_over = {"ready_timeout_seconds": 15.0, **overrides.pop("http", {})}
         s3_over = overrides.pop("s3", {})
         mail_over = overrides.pop("mail", {})
         # Radio playout polls the database; only the tests that need it turn it on.

@@ -94,6 +94,8 @@ class HttpSettings(_Section):
     access_log: bool = True
     # Pure-ASGI handlers for the hottest reads (PostgreSQL); off sends them through FastAPI.
     fast_paths: bool = True
+    # How long /readyz waits for the database and Redis before it reports them failing.
+    ready_timeout_seconds: float = Field(2.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -24,9 +24,11 @@ async def readyz(request: Request) -> JSONBytesResponse:
     rt: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
 
+    timeout = rt.settings.http.ready_timeout_seconds
+
     async def probe(name: str, coro: object) -> None:
         try:
-            await asyncio.wait_for(coro, timeout=2.0)  # type: ignore[arg-type]
+            await asyncio.wait_for(coro, timeout=timeout)  # type: ignore[arg-type]
             checks[name] = "ok"
         except Exception as exc:  # any failure means not ready
             checks[name] = f"error: {type(exc).__name__}"
