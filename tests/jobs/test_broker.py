@@ -33,6 +33,9 @@ from tests.jobs.test_scheduler import _admin
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
 URLS = {"redis": TEST_REDIS_URL or "redis://127.0.0.1:6379/0", "nats": NATS_URL}
 DEADLINE = 90.0
+# A live worker renews its claim every third of this; on a loaded machine a renewal can be seconds
+# late, and a shorter idle time would let a live worker's job be taken over.
+CLAIM_IDLE_SECONDS = 6.0
 
 
 @dataclass
@@ -49,7 +52,7 @@ class Cluster:
 async def cluster(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
     url = URLS[request.param]
     stream = f"hbt-{uuid.uuid4().hex[:12]}"
-    broker = make_broker(url, stream=stream, claim_idle_seconds=2.0)
+    broker = make_broker(url, stream=stream, claim_idle_seconds=CLAIM_IDLE_SECONDS)
     job_dir = tmp_path / "jobs"
     job_dir.mkdir()
     procs: list[asyncio.subprocess.Process] = []
@@ -63,7 +66,7 @@ async def cluster(request: pytest.FixtureRequest, database_url: str, tmp_path: P
             "HALOBUZZ_DATA_DIR": str(tmp_path / "var"),
             "HALOBUZZ_LOG_FORMAT": "console",
             "JOBS_BROKER_STREAM": stream,
-            "JOBS_BROKER_CLAIM_IDLE_SECONDS": "2",
+            "JOBS_BROKER_CLAIM_IDLE_SECONDS": str(CLAIM_IDLE_SECONDS),
             "JOBS_RELAY_POLL_SECONDS": "0.1",
             "JOBS_BACKOFF_BASE_SECONDS": "0.1",
             "JOBS_MAX_ATTEMPTS": "3",
@@ -96,7 +99,7 @@ async def app(app_factory: Callable[..., Any], cluster: Cluster) -> HaloBuzzApp:
     """The API process: BROKER_URL set, so it runs no relay or scheduler itself."""
     from halobuzz.config import JobsSettings
 
-    jobs = JobsSettings(broker_stream=cluster.stream, broker_claim_idle_seconds=2.0)
+    jobs = JobsSettings(broker_stream=cluster.stream, broker_claim_idle_seconds=CLAIM_IDLE_SECONDS)
     built: HaloBuzzApp = await app_factory(broker_url=cluster.url, jobs=jobs)
     return built
 
