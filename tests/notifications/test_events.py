@@ -167,8 +167,19 @@ async def test_a_redelivered_event_writes_no_second_notification(
     r = await client.post(f"{API}/users/{followed.id}/follow", headers=follower.headers)
     assert r.status_code == 200
     [first] = await wait_notified(app, followed.id, "new_follower")
-    async with app.runtime.db.session(write=False) as s:
-        event_id = await s.scalar(select(OutboxEvent.id).where(OutboxEvent.type == "user.new_follower"))
+
+    async def dispatched() -> uuid.UUID | None:
+        # The first delivery has finished (every consumer ran, the row is marked dispatched):
+        # resetting it before then would be overwritten by that delivery's own completion.
+        async with app.runtime.db.session(write=False) as s:
+            row = (
+                await s.execute(
+                    select(OutboxEvent.id, OutboxEvent.dispatched_at).where(OutboxEvent.type == "user.new_follower")
+                )
+            ).first()
+        return row.id if row is not None and row.dispatched_at is not None else None
+
+    event_id = await wait_for(dispatched)
 
     # As if the process had died between the handler's commit and its processed mark: deliver again.
     async with app.runtime.db.session() as s:
