@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from halobuzz.web import account, admin, admin_safety, inbox, safety, signin, studio, viewer, wallet
+from halobuzz.web import account, admin, admin_safety, inbox, radio, safety, signin, studio, viewer, wallet
 from halobuzz.web.pages import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for area in (signin, viewer, wallet, account, safety, inbox, studio, admin, admin_safety):
+for area in (signin, viewer, radio, wallet, account, safety, inbox, studio, admin, admin_safety):
     router.include_router(area.router)
 
 __all__ = ["STATIC_DIR", "router"]
