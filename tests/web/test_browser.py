@@ -376,3 +376,48 @@ async def test_bell_counts_live_and_push_can_be_offered(
     await shot(page, "notification-preferences")
     await context.close()
     assert problems.items == [], "\n".join(problems.items)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.usefixtures("needs_media")
+async def test_radio_channel_plays_in_the_browser(
+    app: HaloBuzzApp, make_user: Callable[..., Any], live: Callable[..., Any], browser: Any, tmp_path: Path
+) -> None:
+    """A radio channel with one uploaded track (lavfi sine): its page attaches hls.js to the audio
+    element, plays, and shows what is playing and one listener."""
+    from tests.web.test_radio import sine
+
+    server: Live = await live(
+        media={"enabled": True, "rtmp_port": free_port(), "segment_seconds": 1, "audio_ladder": "64k,128k",
+               "hls_dir": tmp_path / "hls", "radio_playout": True, "radio_poll_seconds": 0.5,
+               "radio_list_size": 4},
+    )  # fmt: skip
+    http = server.http
+    owner = await make_user("radiobrowser", roles=["creator"])
+    made = await http.post(
+        "/api/v1/radio/channels", json={"name": "Awaz Pulse", "timezone": "Asia/Karachi"}, headers=owner.headers
+    )
+    assert made.status_code == 201, made.text
+    cid = made.json()["id"]
+    track = await http.post(
+        f"/api/v1/radio/channels/{cid}/tracks", files={"file": ("raga.mp3", await sine(tmp_path, "raga", 4, 330))},
+        data={"title": "Evening raga"}, headers=owner.headers,
+    )  # fmt: skip
+    assert track.status_code == 201, track.text
+
+    problems = Problems()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = problems.watch(await context.new_page())
+    await page.goto(server.url + "/radio")
+    await page.click(f"#radio-list a[href='/radio/{cid}']")
+    await page.wait_for_selector("#radio")
+    await page.wait_for_selector("#now-playing:has-text('Now playing: Evening raga')", timeout=MEDIA_TIMEOUT_MS)
+    # hls.js is attached (a MediaSource blob as the element's source) and the audio plays.
+    await page.wait_for_function(
+        "() => (document.getElementById('media').src || '').startsWith('blob:')", timeout=MEDIA_TIMEOUT_MS
+    )
+    await playing(page)
+    await page.wait_for_selector("#listener-count:has-text('1 listening')", timeout=MEDIA_TIMEOUT_MS)
+    await shot(page, "radio-channel")
+    await context.close()
+    assert problems.items == [], "\n".join(problems.items)

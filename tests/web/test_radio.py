@@ -40,7 +40,9 @@ async def _ok(response: httpx.Response, *codes: int) -> Any:
 
 async def _channel(c: httpx.AsyncClient, owner: Any, **fields: Any) -> dict[str, Any]:
     body = {"name": "Awaz Pulse", "description": "Chai and news", "language": "ur", "timezone": "Asia/Karachi"}
-    created: dict[str, Any] = await _ok(await c.post(f"{API}/radio/channels", json={**body, **fields}, headers=owner.headers))
+    created: dict[str, Any] = await _ok(
+        await c.post(f"{API}/radio/channels", json={**body, **fields}, headers=owner.headers)
+    )
     return created
 
 
@@ -195,7 +197,11 @@ async def test_studio_channel_tracks_playlist_and_delete(
 
     # Edit: the API's errors keep what was typed.
     wrong = await _post(web, url, f"{url}/edit", name="Awaz", timezone="Nowhere/City")
-    assert wrong.status_code == 422 and "unknown time zone" in alert_of(wrong.text) and 'value="Nowhere/City"' in wrong.text
+    assert (
+        wrong.status_code == 422
+        and "unknown time zone" in alert_of(wrong.text)
+        and 'value="Nowhere/City"' in wrong.text
+    )
     saved = await _post(web, url, f"{url}/edit", name="Awaz Pulse FM", description="", language="ur",
                         category="talk", timezone="Asia/Kathmandu")  # fmt: skip
     assert saved.status_code == 303
@@ -221,7 +227,9 @@ async def test_studio_schedule_shows_with_the_apis_errors(
     url = f"/studio/radio/{cid}"
 
     async def stream(who: Any, audio: bool) -> str:
-        made = await _ok(await client.post(f"{API}/streams", json={"title": "On air", "audio_only": audio}, headers=who.headers))
+        made = await _ok(
+            await client.post(f"{API}/streams", json={"title": "On air", "audio_only": audio}, headers=who.headers)
+        )
         return str(made["id"])
 
     mine, video, theirs = await stream(owner, True), await stream(owner, False), await stream(guest, True)
@@ -236,7 +244,11 @@ async def test_studio_schedule_shows_with_the_apis_errors(
     assert "Show scheduled." in shown.text and "Every Monday at 08:00" in shown.text and "60 minutes" in shown.text
     assert "Asia/Karachi" in shown.text
     public = await client.get(f"/radio/{cid}")
-    assert "Chai hour" in public.text and "Every Monday at 08:00" in public.text and 'href="/users/schedowner"' in public.text
+    assert (
+        "Chai hour" in public.text
+        and "Every Monday at 08:00" in public.text
+        and 'href="/users/schedowner"' in public.text
+    )
 
     overlap = await _post(web, url, f"{url}/shows", **{**weekly, "title": "Clash", "start_time": "08:30"})
     assert overlap.status_code == 409 and "overlaps another show" in alert_of(overlap.text)
@@ -245,7 +257,9 @@ async def test_studio_schedule_shows_with_the_apis_errors(
     assert not_audio.status_code == 422 and "audio-only" in alert_of(not_audio.text)
     past = await _post(web, url, f"{url}/shows", **{**weekly, "kind": "dated", "starts_at": "2020-01-01T10:00"})
     assert past.status_code == 422 and "over already" in alert_of(past.text)
-    refused = await _post(web, url, f"{url}/shows", **{**weekly, "start_time": "15:00", "host": "schedguest", "stream_id": theirs})
+    refused = await _post(
+        web, url, f"{url}/shows", **{**weekly, "start_time": "15:00", "host": "schedguest", "stream_id": theirs}
+    )
     assert refused.status_code == 403 and alert_of(refused.text)
     nobody = await _post(web, url, f"{url}/shows", **{**weekly, "host": "no-such-host"})
     assert nobody.status_code == 404
@@ -255,7 +269,9 @@ async def test_studio_schedule_shows_with_the_apis_errors(
     assert [s["title"] for s in shows] == ["Chai hour"]
 
     # The guest consents (invites the owner as a co-host): their show goes on the schedule.
-    await _ok(await client.post(f"{API}/streams/{theirs}/guests", json={"user_id": str(owner.id)}, headers=guest.headers))
+    await _ok(
+        await client.post(f"{API}/streams/{theirs}/guests", json={"user_id": str(owner.id)}, headers=guest.headers)
+    )
     dated = await _post(web, url, f"{url}/shows", **{**weekly, "title": "Guest night", "host": "schedguest",
                                                        "stream_id": theirs, "kind": "dated", "starts_at": "2099-05-01T21:00"})  # fmt: skip
     assert dated.status_code == 303, dated.text[-2000:]

@@ -129,7 +129,7 @@ async def create_channel(request: Request) -> Response:
 async def _owned(page: Page, cid: str) -> dict[str, Any]:
     """The channel, or a 403 page for anyone but its owner (or an admin)."""
     me = page.need_user()
-    channel = page.must(await page.api.public(f"/radio/channels/{cid}"))
+    channel: dict[str, Any] = page.must(await page.api.public(f"/radio/channels/{cid}"))
     if channel["owner_id"] != me["id"] and not page.has_role("admin"):
         raise Halt(page.render("error.html", status=403, message=page.t("radio.not_yours")))
     return channel
@@ -248,7 +248,9 @@ async def move_track(request: Request, channel_id: str, track_id: str) -> Respon
 async def delete_track(request: Request, channel_id: str, track_id: str) -> Response:
     page, _, cid = await _channel_form(request, channel_id)
     tid = page.id_of(track_id)
-    return await _after(page, cid, await page.api.call("DELETE", f"/radio/channels/{cid}/tracks/{tid}"), "track_deleted")
+    return await _after(
+        page, cid, await page.api.call("DELETE", f"/radio/channels/{cid}/tracks/{tid}"), "track_deleted"
+    )
 
 
 @router.post("/studio/radio/{channel_id}/shows")

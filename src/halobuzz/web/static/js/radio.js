@@ -1,6 +1,7 @@
 // A radio channel's page: its live audio in the shared player, the listener URL renewed before it
 // expires (every later playlist and segment request uses the new token, so playback never stops),
-// and "now playing" and the listener count read from the channel every few seconds.
+// and "now playing" and the listener count read from the channel every few seconds. The player
+// starts once the channel plays something (the playout writes its playlists before it says so).
 (function () {
   "use strict";
   var root = document.getElementById("radio");
@@ -12,6 +13,8 @@
   var POLL_MS = 10000;
   var RENEW_EARLY_MS = 60000;
   var token = null; // the newest listener token
+  var latest = null; // the newest listener URL and expiry
+  var onAir = root.dataset.playing === "true";
   var renewTimer = null;
   var TOKEN_IN_URL = /(\/media\/radio\/[^/]+\/)([^/]+)(\/)/;
 
@@ -31,7 +34,7 @@
         if (token && old && old !== token) xhr.open("GET", url.replace(TOKEN_IN_URL, "$1" + token + "$3"), true);
       }
     },
-    onLost: function () { window.setTimeout(function () { fetchPlayback(true); }, 2000); }
+    onLost: function () { window.setTimeout(function () { if (onAir) fetchPlayback(true); }, 2000); }
   });
 
   function schedule(expiresAt) {
@@ -44,10 +47,11 @@
 
   function use(body, restart) {
     if (!body || !body.url) return;
+    latest = body;
     token = tokenOf(body.url);
     root.dataset.expiresAt = body.expires_at;
     schedule(body.expires_at);
-    if (restart || !player.playing()) player.start(body.url);
+    if (onAir && (restart || !player.playing())) player.start(body.url);
   }
 
   function fetchPlayback(restart) {
@@ -71,6 +75,9 @@
       : HB.fmt(np.kind === "show" ? root.dataset.tShow : root.dataset.tTrack, { title: np.title });
     if (nowEl.textContent !== text) nowEl.textContent = text;
     root.dataset.nowPlaying = np ? np.kind : "";
+    var was = onAir;
+    onAir = !!np;
+    if (onAir && !was && latest && !player.playing()) player.start(latest.url);
     var count = listeners(channel.listener_count || 0);
     if (countEl.textContent !== count) countEl.textContent = count;
     document.querySelectorAll("#track-list li").forEach(function (li) {
