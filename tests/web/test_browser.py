@@ -406,9 +406,12 @@ async def test_radio_channel_plays_in_the_browser(
     )  # fmt: skip
     assert track.status_code == 201, track.text
 
+    listener = await make_user("radiolistener")
     problems = Problems()
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = problems.watch(await context.new_page())
+    # Signed in, the listener is one person on every token (an anonymous one gets a new id per URL).
+    await sign_in(page, server.url, listener.username, listener.password)
     tokens: set[str] = set()  # listener tokens in the playlist and segment requests
     page.on("request", lambda r: tokens.add(r.url.split("/")[8]) if "/api/v1/media/radio/" in r.url else None)
     await page.goto(server.url + "/radio")
@@ -428,5 +431,6 @@ async def test_radio_channel_plays_in_the_browser(
 
     await until(renewed, "requests with a renewed listener token")
     await playing(page)  # still playing after the switch (an expired token would get 403)
+    assert await page.inner_text("#listener-count") == "1 listening"
     await context.close()
     assert problems.items == [], "\n".join(problems.items)
