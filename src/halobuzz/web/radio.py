@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -259,7 +260,7 @@ async def schedule_show(request: Request, channel_id: str) -> Response:
     page, form, cid = await _channel_form(request, channel_id)
     values = {k: text(form, k) for k in SHOW_FIELDS}
     host = values["host"] or page.user["username"]
-    found = await page.api.public(f"/users/{host}")
+    found = await page.api.public(f"/users/{quote(host, safe='')}")
     if not found.ok:
         return await _channel_view(page, cid, error=found.error, status=found.status, show_values=values)
     body: dict[str, Any] = {
