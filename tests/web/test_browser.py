@@ -375,3 +375,61 @@ async def test_bell_counts_live_and_push_can_be_offered(
     await shot(page, "notification-preferences")
     await context.close()
     assert problems.items == [], "\n".join(problems.items)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.usefixtures("needs_media")
+async def test_radio_channel_plays_in_the_browser(
+    app: HaloBuzzApp, make_user: Callable[..., Any], live: Callable[..., Any], browser: Any, tmp_path: Path
+) -> None:
+    """A radio channel with one uploaded track (lavfi sine): its page attaches hls.js to the audio
+    element, plays, and shows what is playing and one listener; the listener URL (70 s here) is
+    renewed before it expires and playback goes on with the new token."""
+    from tests.web.test_radio import sine
+
+    server: Live = await live(
+        media={"enabled": True, "rtmp_port": free_port(), "segment_seconds": 1, "audio_ladder": "64k,128k",
+               "hls_dir": tmp_path / "hls", "radio_playout": True, "radio_poll_seconds": 0.5,
+               "radio_list_size": 4, "playback_ttl_seconds": 70},
+    )  # fmt: skip
+    http = server.http
+    owner = await make_user("radiobrowser", roles=["creator"])
+    made = await http.post(
+        "/api/v1/radio/channels", json={"name": "Awaz Pulse", "timezone": "Asia/Karachi"}, headers=owner.headers
+    )
+    assert made.status_code == 201, made.text
+    cid = made.json()["id"]
+    track = await http.post(
+        f"/api/v1/radio/channels/{cid}/tracks", files={"file": ("raga.mp3", await sine(tmp_path, "raga", 4, 330))},
+        data={"title": "Evening raga"}, headers=owner.headers,
+    )  # fmt: skip
+    assert track.status_code == 201, track.text
+
+    listener = await make_user("radiolistener")
+    problems = Problems()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = problems.watch(await context.new_page())
+    # Signed in, the listener is one person on every token (an anonymous one gets a new id per URL).
+    await sign_in(page, server.url, listener.username, listener.password)
+    tokens: set[str] = set()  # listener tokens in the playlist and segment requests
+    page.on("request", lambda r: tokens.add(r.url.split("/")[8]) if "/api/v1/media/radio/" in r.url else None)
+    await page.goto(server.url + "/radio")
+    await page.click(f"#radio-list a[href='/radio/{cid}']")
+    await page.wait_for_selector("#radio")
+    await page.wait_for_selector("#now-playing:has-text('Now playing: Evening raga')", timeout=MEDIA_TIMEOUT_MS)
+    # hls.js is attached (a MediaSource blob as the element's source) and the audio plays.
+    await page.wait_for_function(
+        "() => (document.getElementById('media').src || '').startsWith('blob:')", timeout=MEDIA_TIMEOUT_MS
+    )
+    await playing(page)
+    await page.wait_for_selector("#listener-count:has-text('1 listening')", timeout=MEDIA_TIMEOUT_MS)
+    await shot(page, "radio-channel")
+
+    async def renewed() -> bool:
+        return len(tokens) >= 2
+
+    await until(renewed, "requests with a renewed listener token")
+    await playing(page)  # still playing after the switch (an expired token would get 403)
+    assert await page.inner_text("#listener-count") == "1 listening"
+    await context.close()
+    assert problems.items == [], "\n".join(problems.items)

@@ -45,6 +45,7 @@ class World:
     webhook_id: str
     dead_id: str
     kyc_id: str = ""
+    radio_id: str = ""
 
 
 async def _ok(response: httpx.Response, *codes: int) -> Any:
@@ -159,6 +160,19 @@ async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> Worl
 
         # A payout of the creator's gift earnings (identity verified first).
         kyc_id = await approve_kyc(c, admin, creator)
+        # A radio channel with a weekly show hosted on the creator's audio-only stream.
+        radio = await _ok(
+            await c.post(f"{API}/radio/channels", json={"name": "Awaz Pulse", "timezone": "Asia/Karachi"},
+                         headers=creator.headers)
+        )  # fmt: skip
+        on_air = await _ok(
+            await c.post(f"{API}/streams", json={"title": "Morning show", "audio_only": True}, headers=creator.headers)
+        )
+        await _ok(
+            await c.post(f"{API}/radio/channels/{radio['id']}/shows", headers=creator.headers,
+                         json={"title": "Chai hour", "host_id": str(creator.id), "stream_id": on_air["id"],
+                               "weekday": 0, "start_time": "08:00", "duration_minutes": 60})
+        )  # fmt: skip
         earnings = await _ok(await c.get(f"{API}/wallet/earnings", headers=creator.headers))
         payout = await _ok(
             await c.post(
@@ -243,6 +257,7 @@ async def build_world(app: HaloBuzzApp, make_user: Any, make_admin: Any) -> Worl
         webhook_id=webhook["id"],
         dead_id=dead_id,
         kyc_id=kyc_id,
+        radio_id=str(radio["id"]),
     )
 
 
@@ -255,6 +270,8 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("anonymous", f"/streams/{sid}"),
         ("anonymous", f"/streams/{sid}/recordings/{w.recording_id}"),
         ("anonymous", f"/users/{w.creator.username}"),
+        ("anonymous", "/radio"),
+        ("anonymous", f"/radio/{w.radio_id}"),
         ("anonymous", "/login"),
         ("anonymous", "/signup"),
         ("anonymous", "/forgot-password"),
@@ -278,6 +295,10 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("creator", "/studio"),
         ("creator", f"/studio/streams/{sid}"),
         ("creator", "/studio/earnings"),
+        ("creator", "/studio/radio"),
+        ("creator", f"/studio/radio/{w.radio_id}"),
+        ("viewer", f"/radio/{w.radio_id}"),
+        ("viewer", "/studio/radio"),
         ("creator", "/studio/kyc"),
         ("creator", "/studio/blocked-terms"),
         ("creator", f"/users/{w.creator.username}"),
@@ -308,4 +329,5 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("viewer", "/og"),
         ("admin", "/admin/og"),
         ("admin", "/admin/festivals"),
+        ("admin", f"/studio/radio/{w.radio_id}"),
     ]

@@ -14,11 +14,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from halobuzz.web import account, admin, admin_perks, admin_safety, inbox, perks, safety, signin, studio, viewer, wallet
+from halobuzz.web import (
+    account,
+    admin,
+    admin_perks,
+    admin_safety,
+    inbox,
+    perks,
+    radio,
+    safety,
+    signin,
+    studio,
+    viewer,
+    wallet,
+)
 from halobuzz.web.pages import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for area in (signin, viewer, wallet, perks, account, safety, inbox, studio, admin, admin_safety, admin_perks):
+for area in (signin, viewer, radio, wallet, perks, account, safety, inbox, studio, admin, admin_safety, admin_perks):
     router.include_router(area.router)
 
 __all__ = ["STATIC_DIR", "router"]

@@ -49,7 +49,7 @@
       stop("");
       current = url;
       if (window.Hls && window.Hls.isSupported()) {
-        hls = new window.Hls({ liveDurationInfinity: true, backBufferLength: 30 });
+        hls = new window.Hls(Object.assign({ liveDurationInfinity: true, backBufferLength: 30 }, opts.hlsConfig || {}));
         hls.on(window.Hls.Events.MANIFEST_PARSED, function (_e, data) {
           if (status) status.hidden = true;
           showLevels(data.levels);
