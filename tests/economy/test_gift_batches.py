@@ -152,3 +152,50 @@ async def test_mixed_batch_answers_each_gift(app, client, make_user, make_gift, 
 async def _count(app: Any, model: Any) -> int:
     async with app.runtime.db.session(write=False) as s:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_unique_key_clash_falls_back_to_one_by_one(app, client, make_user, make_gift, live_stream, monkeypatch):
+    """A bulk write that hits a unique key (another process's commit of one of the keys) is rolled
+    back to its savepoint and the batch is posted gift by gift instead: nothing twice."""
+    from sqlalchemy.exc import IntegrityError
+
+    owner = await make_user(roles=["creator"])
+    stream_id = uuid.UUID(await live_stream(owner))
+    gift = await make_gift(coin_price=10)
+    fan, poor = await make_user(), await make_user()
+    await grant_coins(app, fan.id, 100)
+    await grant_coins(app, poor.id, 5)
+    bulk = service.send_gifts
+    calls: list[int] = []
+
+    async def clashing(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["orders"]))
+        await bulk(**kwargs)  # writes everything, then the clash
+        raise IntegrityError("INSERT INTO ledger_transaction", None, Exception("actor_idempotency_key"))
+
+    monkeypatch.setattr(service, "send_gifts", clashing)
+    async with app.runtime.db.session(write=False) as session:
+        actors = {u.id: await session.get(User, u.id) for u in (fan, poor)}
+    requests = [
+        batch.GiftRequest(
+            actor=actors[u.id],
+            stream_id=stream_id,
+            gift_id=uuid.UUID(gift["id"]),
+            quantity=q,
+            idempotency_key=k,
+            sender_username=u.username,
+        )
+        for u, k, q in ((fan, "a", 1), (poor, "b", 1), (fan, "a", 1), (fan, "c", 2))
+    ]
+    batcher = batch.batcher_of(app.runtime)
+    out = await asyncio.gather(*(batcher.send(r) for r in requests), return_exceptions=True)
+    assert calls == [4]
+    a, b, a2, c = out
+    assert isinstance(a, service.GiftReceipt) and a.created and a.balance == 90
+    assert isinstance(b, DomainError) and b.code == "insufficient_funds"
+    assert isinstance(a2, service.GiftReceipt) and not a2.created and a2.id == a.id
+    assert isinstance(c, service.GiftReceipt) and c.created and c.balance == 70
+    assert await _count(app, GiftSent) == 2
+    assert (await client.get(f"{API}/wallet", headers=fan.headers)).json()["balance"] == 70
+    report = await verify(app)
+    assert report.ok, report
