@@ -6,6 +6,9 @@ duration. Afterwards the ledger is verified and the coins are counted: every 200
 exactly one posted gift.
 
     .venv/bin/python bench/gift_bench.py [--duration 10] [--senders 50] [--write docs/benchmarks.md]
+        [--profile /tmp/gift-server.prof]   # the server under cProfile (figures then not comparable)
+
+``JOBS_IN_PROCESS=false`` in the environment runs the server without the outbox relay and consumers.
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--senders", type=int, default=50)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--profile", type=Path, help="run the server under cProfile and write its stats here")
     args = ap.parse_args()
     db = f"hb_bench_{uuid.uuid4().hex[:8]}"
     psql(f'CREATE DATABASE "{db}"')
@@ -168,7 +172,10 @@ def main() -> int:
         log(f"creating the schema in {db} …")
         _create_schema(env)
         log("starting HaloBuzz on core 0 …")
-        server = Server([str(BIN / "halobuzz"), "serve", "--no-migrate"], env, base + "/healthz")
+        serve = [str(BIN / "halobuzz"), "serve", "--no-migrate"]
+        if args.profile:
+            serve = [sys.executable, "-m", "cProfile", "-o", str(args.profile.resolve()), *serve]
+        server = Server(serve, env, base + "/healthz")
         os.sched_setaffinity(0, {1})
         password = "bench-Password-2026"
 

@@ -4,11 +4,14 @@ Gifts to one stream all lock the same credit accounts (the creator's earnings an
 revenue) until commit, so one transaction per gift serializes them on those rows with every
 round trip and event-loop turn in between. The batcher instead drains the queued requests into
 one transaction: it creates and locks every account the batch touches (and the streams' throne
-rows) up front in the one global order (by id), then runs each request's ``send_gift`` in its
-own SAVEPOINT — a refused gift (insufficient funds, velocity, idempotency reuse) rolls back
-alone and gets its own error — and commits once. Each caller gets its own receipt or error;
-after-commit hooks (room broadcasts) run after that commit, as for a single gift. If the commit
-itself fails every request of the batch fails with it, and nothing of it was written.
+rows) up front in the one global order (by id), then posts the whole batch in bulk
+(``service.send_gifts``: every gift checked in Python against the locked balances, a refused gift
+gets its own error and writes nothing, the rest written in a few multi-row statements) and
+commits once. If the bulk write hits a unique key — another process committed one of the
+idempotency keys meanwhile — it is rolled back to its SAVEPOINT and the batch is posted gift by
+gift, each in its own SAVEPOINT, so only that gift fails. Each caller gets its own receipt or
+error; after-commit hooks (room broadcasts) run after that commit, as for a single gift. If the
+commit itself fails every request of the batch fails with it, and nothing of it was written.
 """
 
 from __future__ import annotations
