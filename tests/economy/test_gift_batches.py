@@ -155,8 +155,8 @@ async def _count(app: Any, model: Any) -> int:
 
 
 async def test_unique_key_clash_falls_back_to_one_by_one(app, client, make_user, make_gift, live_stream, monkeypatch):
-    """A bulk write that hits a unique key (another process's commit of one of the keys) is rolled
-    back to its savepoint and the batch is posted gift by gift instead: nothing twice."""
+    """A bulk write that hits a unique key (another process's commit of one of the keys) rolls
+    back and the batch is posted again gift by gift: nothing twice."""
     from sqlalchemy.exc import IntegrityError
 
     owner = await make_user(roles=["creator"])

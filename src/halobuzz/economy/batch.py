@@ -8,8 +8,8 @@ rows) up front in the one global order (by id), then posts the whole batch in bu
 (``service.send_gifts``: every gift checked in Python against the locked balances, a refused gift
 gets its own error and writes nothing, the rest written in a few multi-row statements) and
 commits once. If the bulk write hits a unique key — another process committed one of the
-idempotency keys meanwhile — it is rolled back to its SAVEPOINT and the batch is posted gift by
-gift, each in its own SAVEPOINT, so only that gift fails. Each caller gets its own receipt or
+idempotency keys meanwhile — its transaction rolls back and the batch is posted again gift by
+gift in a new one, each gift in its own SAVEPOINT, so only that gift fails. Each caller gets its own receipt or
 error; after-commit hooks (room broadcasts) run after that commit, as for a single gift. If the
 commit itself fails every request of the batch fails with it, and nothing of it was written.
 """
@@ -89,34 +89,37 @@ class GiftBatcher:
 
     async def _run(self, batch: list[GiftRequest]) -> None:
         runtime = self.runtime
-        async with runtime.db.session() as session:
-            accounts = await _lock_batch(session, batch)
-            try:
-                async with session.begin_nested():
-                    outcomes, hooks = await service.send_gifts(
-                        session=session,
-                        orders=[
-                            service.GiftOrder(
-                                actor_id=r.actor.id,
-                                stream_id=r.stream_id,
-                                gift_id=r.gift_id,
-                                quantity=r.quantity,
-                                idempotency_key=r.idempotency_key,
-                                on_committed=_announcer(runtime, r.sender_username),
-                            )
-                            for r in batch
-                        ],
-                        accounts=accounts,
-                        settings=runtime.settings.economy,
-                        velocity=service.Velocity(runtime.settings.fraud, runtime.db),
-                    )
-            except IntegrityError:
-                # Another process committed one of these idempotency keys meanwhile: post one by one,
-                # so only that gift fails.
-                outcomes = await self._run_each(session, batch)
-            else:
+        orders = [
+            service.GiftOrder(
+                actor_id=r.actor.id,
+                stream_id=r.stream_id,
+                gift_id=r.gift_id,
+                quantity=r.quantity,
+                idempotency_key=r.idempotency_key,
+                on_committed=_announcer(runtime, r.sender_username),
+            )
+            for r in batch
+        ]
+        outcomes: list[service.GiftReceipt | DomainError]
+        try:
+            async with runtime.db.session() as session:
+                accounts = await _lock_batch(session, batch)
+                outcomes, hooks = await service.send_gifts(
+                    session=session,
+                    orders=orders,
+                    accounts=accounts,
+                    settings=runtime.settings.economy,
+                    velocity=service.Velocity(runtime.settings.fraud, runtime.db),
+                )
                 for hook in hooks:
                     hook()
+        except IntegrityError:
+            # Another process committed one of these idempotency keys meanwhile (the transaction
+            # rolled back, nothing of it written): post the batch again, one by one, so only that
+            # gift fails.
+            async with runtime.db.session() as session:
+                await _lock_batch(session, batch)
+                outcomes = await self._run_each(session, batch)
         for r, outcome in zip(batch, outcomes, strict=True):
             if r.future.done():
                 continue
@@ -180,15 +183,18 @@ async def _lock_batch(session: AsyncSession, batch: list[GiftRequest]) -> dict[s
     specs += [ledger.user_coins(r.actor.id) for r in batch]
     specs += [ledger.creator_earnings(owner) for owner in owners.values()]
     accounts = await ledger.lock_accounts(session=session, specs=specs)
-    for stream_id in sorted(owners):
-        await thrones.ensure_row(session, stream_id)
     if owners:
-        await session.execute(
+        thrones_query = (
             select(StreamThrone.stream_id)
             .where(StreamThrone.stream_id.in_(sorted(owners)))
             .order_by(StreamThrone.stream_id)
             .with_for_update()
         )
+        locked = set((await session.scalars(thrones_query)).all())
+        if len(locked) < len(owners):
+            for stream_id in sorted(set(owners) - locked):
+                await thrones.ensure_row(session, stream_id)
+            await session.execute(thrones_query)
     return accounts
 
 

@@ -219,22 +219,22 @@ class LockedAccount:
 
 
 async def lock_accounts(*, session: AsyncSession, specs: Sequence[AccountSpec]) -> dict[str, LockedAccount]:
-    """Create (when missing) and lock these accounts in the one global order (by id); their balances."""
-    ids = await ensure_accounts(session=session, specs=specs)
-    rows = (
-        await session.execute(
-            select(
-                LedgerAccount.id,
-                LedgerAccount.key,
-                LedgerAccount.unit,
-                LedgerAccount.balance,
-                LedgerAccount.allow_negative,
-            )
-            .where(LedgerAccount.id.in_(ids.values()))
-            .order_by(LedgerAccount.id)
-            .with_for_update()
+    """Lock these accounts in the one global order (by id), creating missing ones first; their balances.
+
+    One ``SELECT … FOR UPDATE`` by key when every account exists (the usual case)."""
+    keys = sorted({s.key for s in specs})
+    query = (
+        select(
+            LedgerAccount.id, LedgerAccount.key, LedgerAccount.unit, LedgerAccount.balance, LedgerAccount.allow_negative
         )
-    ).all()
+        .where(LedgerAccount.key.in_(keys))
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+    )
+    rows = (await session.execute(query)).all()
+    if len(rows) < len(keys):
+        await ensure_accounts(session=session, specs=specs)
+        rows = (await session.execute(query)).all()
     return {key: LockedAccount(id_, key, unit, int(balance), bool(neg)) for id_, key, unit, balance, neg in rows}
 
 
