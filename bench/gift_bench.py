@@ -6,6 +6,9 @@ duration. Afterwards the ledger is verified and the coins are counted: every 200
 exactly one posted gift.
 
     .venv/bin/python bench/gift_bench.py [--duration 10] [--senders 50] [--write docs/benchmarks.md]
+        [--profile /tmp/gift-server.prof]   # the server under cProfile (figures then not comparable)
+
+``JOBS_IN_PROCESS=false`` in the environment runs the server without the outbox relay and consumers.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,21 @@ from http_bench import BIN, PG_ADMIN, ROOT, Server, call, free_port, log, psql
 SECTION = "## Gifts — `bench/gift_bench.py`"
 TABLE_HEADER = "| date | commit | senders | seconds | gifts/s | p50 ms | p99 ms | errors | ledger ok |"
 COINS_EACH = 10_000_000
+# `halobuzz serve` under cProfile; SIGUSR1 writes the stats to argv[1] and ends the process.
+PROFILED_SERVER = """
+import cProfile, os, signal, sys
+out = sys.argv[1]
+profile = cProfile.Profile()
+def dump(*_):
+    profile.disable()
+    profile.dump_stats(out)
+    os._exit(0)
+signal.signal(signal.SIGUSR1, dump)
+sys.argv = ["halobuzz", "serve", "--no-migrate"]
+from halobuzz.cli import main
+profile.enable()
+main()
+"""
 
 
 def _create_schema(env: dict[str, str]) -> None:
@@ -146,6 +165,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--senders", type=int, default=50)
     ap.add_argument("--write", type=Path)
+    ap.add_argument("--profile", type=Path, help="run the server under cProfile and write its stats here")
     args = ap.parse_args()
     db = f"hb_bench_{uuid.uuid4().hex[:8]}"
     psql(f'CREATE DATABASE "{db}"')
@@ -168,7 +188,10 @@ def main() -> int:
         log(f"creating the schema in {db} …")
         _create_schema(env)
         log("starting HaloBuzz on core 0 …")
-        server = Server([str(BIN / "halobuzz"), "serve", "--no-migrate"], env, base + "/healthz")
+        serve = [str(BIN / "halobuzz"), "serve", "--no-migrate"]
+        if args.profile:
+            serve = [sys.executable, "-c", PROFILED_SERVER, str(args.profile.resolve())]
+        server = Server(serve, env, base + "/healthz")
         os.sched_setaffinity(0, {1})
         password = "bench-Password-2026"
 
@@ -240,6 +263,9 @@ def main() -> int:
         return 0 if summary["ledger_ok"] else 1
     finally:
         if server is not None:
+            if args.profile and server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGUSR1)  # the profiled server writes its stats and exits
+                server.proc.wait(60)
             server.stop()
         psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         shutil.rmtree(tmp, ignore_errors=True)

@@ -4,11 +4,14 @@ Gifts to one stream all lock the same credit accounts (the creator's earnings an
 revenue) until commit, so one transaction per gift serializes them on those rows with every
 round trip and event-loop turn in between. The batcher instead drains the queued requests into
 one transaction: it creates and locks every account the batch touches (and the streams' throne
-rows) up front in the one global order (by id), then runs each request's ``send_gift`` in its
-own SAVEPOINT — a refused gift (insufficient funds, velocity, idempotency reuse) rolls back
-alone and gets its own error — and commits once. Each caller gets its own receipt or error;
-after-commit hooks (room broadcasts) run after that commit, as for a single gift. If the commit
-itself fails every request of the batch fails with it, and nothing of it was written.
+rows) up front in the one global order (by id), then posts the whole batch in bulk
+(``service.send_gifts``: every gift checked in Python against the locked balances, a refused gift
+gets its own error and writes nothing, the rest written in a few multi-row statements) and
+commits once. If the bulk write hits a unique key — another process committed one of the
+idempotency keys meanwhile — its transaction rolls back and the batch is posted again gift by
+gift in a new one, each gift in its own SAVEPOINT, so only that gift fails. Each caller gets its own receipt or
+error; after-commit hooks (room broadcasts) run after that commit, as for a single gift. If the
+commit itself fails every request of the batch fails with it, and nothing of it was written.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halobuzz.accounts.models import User
 from halobuzz.core.errors import Conflict, DomainError
 from halobuzz.economy import fraud, ledger, service, thrones
-from halobuzz.economy.models import LedgerAccount, StreamThrone
+from halobuzz.economy.models import StreamThrone
 from halobuzz.streams.models import Stream
 
 if TYPE_CHECKING:
@@ -86,34 +89,37 @@ class GiftBatcher:
 
     async def _run(self, batch: list[GiftRequest]) -> None:
         runtime = self.runtime
-        outcomes: list[service.GiftReceipt | DomainError] = []
-        async with runtime.db.session() as session:
-            await _lock_batch(session, batch)
-            for r in batch:
-                try:
-                    async with session.begin_nested():
-                        receipt = await service.send_gift(
-                            session=session,
-                            actor=r.actor,
-                            stream_id=r.stream_id,
-                            gift_id=r.gift_id,
-                            quantity=r.quantity,
-                            idempotency_key=r.idempotency_key,
-                            settings=runtime.settings.economy,
-                            on_committed=_announcer(runtime, r.sender_username),
-                            guard=_guard(session, runtime, r.actor.id),
-                        )
-                    outcomes.append(receipt)
-                except DomainError as exc:
-                    outcomes.append(exc)
-                except IntegrityError:
-                    # Another process committed the same idempotency key meanwhile: only this gift fails.
-                    outcomes.append(
-                        Conflict(
-                            "a concurrent request with this Idempotency-Key was posted; retry to get its answer",
-                            code="idempotency_conflict",
-                        )
-                    )
+        orders = [
+            service.GiftOrder(
+                actor_id=r.actor.id,
+                stream_id=r.stream_id,
+                gift_id=r.gift_id,
+                quantity=r.quantity,
+                idempotency_key=r.idempotency_key,
+                on_committed=_announcer(runtime, r.sender_username),
+            )
+            for r in batch
+        ]
+        outcomes: list[service.GiftReceipt | DomainError]
+        try:
+            async with runtime.db.session() as session:
+                accounts = await _lock_batch(session, batch)
+                outcomes, hooks = await service.send_gifts(
+                    session=session,
+                    orders=orders,
+                    accounts=accounts,
+                    settings=runtime.settings.economy,
+                    velocity=service.Velocity(runtime.settings.fraud, runtime.db),
+                )
+                for hook in hooks:
+                    hook()
+        except IntegrityError:
+            # Another process committed one of these idempotency keys meanwhile (the transaction
+            # rolled back, nothing of it written): post the batch again, one by one, so only that
+            # gift fails.
+            async with runtime.db.session() as session:
+                await _lock_batch(session, batch)
+                outcomes = await self._run_each(session, batch)
         for r, outcome in zip(batch, outcomes, strict=True):
             if r.future.done():
                 continue
@@ -121,6 +127,38 @@ class GiftBatcher:
                 r.future.set_exception(outcome)
             else:
                 r.future.set_result(outcome)
+
+    async def _run_each(
+        self, session: AsyncSession, batch: list[GiftRequest]
+    ) -> list[service.GiftReceipt | DomainError]:
+        """Each gift of the batch in its own SAVEPOINT through ``service.send_gift``."""
+        runtime = self.runtime
+        outcomes: list[service.GiftReceipt | DomainError] = []
+        for r in batch:
+            try:
+                async with session.begin_nested():
+                    receipt = await service.send_gift(
+                        session=session,
+                        actor=r.actor,
+                        stream_id=r.stream_id,
+                        gift_id=r.gift_id,
+                        quantity=r.quantity,
+                        idempotency_key=r.idempotency_key,
+                        settings=runtime.settings.economy,
+                        on_committed=_announcer(runtime, r.sender_username),
+                        guard=_guard(session, runtime, r.actor.id),
+                    )
+                outcomes.append(receipt)
+            except DomainError as exc:
+                outcomes.append(exc)
+            except IntegrityError:
+                outcomes.append(
+                    Conflict(
+                        "a concurrent request with this Idempotency-Key was posted; retry to get its answer",
+                        code="idempotency_conflict",
+                    )
+                )
+        return outcomes
 
 
 def _announcer(runtime: Runtime, username: str) -> service.OnCommitted:
@@ -135,27 +173,29 @@ def _guard(session: AsyncSession, runtime: Runtime, sender_id: uuid.UUID) -> ser
     )
 
 
-async def _lock_batch(session: AsyncSession, batch: list[GiftRequest]) -> None:
+async def _lock_batch(session: AsyncSession, batch: list[GiftRequest]) -> dict[str, ledger.LockedAccount]:
     """Create and lock (by id) every account the batch may touch, then the streams' throne rows
-    (by stream id): the order every gift takes its locks in, so batches never deadlock."""
+    (by stream id): the order every gift takes its locks in, so batches never deadlock. The
+    locked accounts with their balances."""
     stream_ids = sorted({r.stream_id for r in batch})
     owners = dict((await session.execute(select(Stream.id, Stream.owner_id).where(Stream.id.in_(stream_ids)))).all())
     specs = [ledger.platform("platform_revenue")]
     specs += [ledger.user_coins(r.actor.id) for r in batch]
     specs += [ledger.creator_earnings(owner) for owner in owners.values()]
-    ids = await ledger.ensure_accounts(session=session, specs=specs)
-    await session.execute(
-        select(LedgerAccount.id).where(LedgerAccount.id.in_(ids.values())).order_by(LedgerAccount.id).with_for_update()
-    )
-    for stream_id in sorted(owners):
-        await thrones.ensure_row(session, stream_id)
+    accounts = await ledger.lock_accounts(session=session, specs=specs)
     if owners:
-        await session.execute(
+        thrones_query = (
             select(StreamThrone.stream_id)
             .where(StreamThrone.stream_id.in_(sorted(owners)))
             .order_by(StreamThrone.stream_id)
             .with_for_update()
         )
+        locked = set((await session.scalars(thrones_query)).all())
+        if len(locked) < len(owners):
+            for stream_id in sorted(set(owners) - locked):
+                await thrones.ensure_row(session, stream_id)
+            await session.execute(thrones_query)
+    return accounts
 
 
 def batcher_of(runtime: Runtime) -> GiftBatcher:

@@ -8,6 +8,7 @@ refused request rolls back, so its flag is written in a transaction of its own o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -99,28 +100,53 @@ async def check_gift_velocity(
     """Refuse (429 ``gift_velocity``) a sender over ``gifts_per_minute`` or ``gift_coins_per_minute``.
 
     Runs after the gift is posted, under the sender's account lock, and counts it."""
-    floor = _uuid7_floor(utcnow() - timedelta(minutes=1))
     account_id = select(LedgerAccount.id).where(LedgerAccount.key == ledger.user_coins(sender_id).key)
     count, coins = (
         await session.execute(
             select(func.count(), func.coalesce(func.sum(-LedgerEntry.amount), 0)).where(
                 LedgerEntry.account_id == account_id.scalar_subquery(),
-                LedgerEntry.id >= floor,
+                LedgerEntry.id >= _uuid7_floor(utcnow() - timedelta(minutes=1)),
                 LedgerEntry.amount < 0,
             )
         )
     ).one()
-    if int(count) > settings.gifts_per_minute or int(coins) > settings.gift_coins_per_minute:
-        details = {
-            "gifts_last_minute": int(count),
-            "coins_last_minute": int(coins),
-            "gifts_per_minute": settings.gifts_per_minute,
-            "gift_coins_per_minute": settings.gift_coins_per_minute,
-        }
-        flag_after(session, db, kind="gift_velocity", user_id=sender_id, details=details)
-        raise VelocityExceeded(
-            "too many gifts in the last minute; wait a moment", code="gift_velocity", details=details
+    refusal = gift_velocity_refusal(settings, count=int(count), coins=int(coins))
+    if refusal is not None:
+        flag_after(session, db, kind="gift_velocity", user_id=sender_id, details=refusal.details)
+        raise refusal
+
+
+async def gift_spending_last_minute(
+    *, session: AsyncSession, account_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """Debits (count, coins) of these coin accounts in the last minute, for a batch's velocity caps."""
+    if not account_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(LedgerEntry.account_id, func.count(), func.coalesce(func.sum(-LedgerEntry.amount), 0))
+            .where(
+                LedgerEntry.account_id.in_(account_ids),
+                LedgerEntry.id >= _uuid7_floor(utcnow() - timedelta(minutes=1)),
+                LedgerEntry.amount < 0,
+            )
+            .group_by(LedgerEntry.account_id)
         )
+    ).all()
+    return {account_id: (int(count), int(coins)) for account_id, count, coins in rows}
+
+
+def gift_velocity_refusal(settings: FraudSettings, *, count: int, coins: int) -> VelocityExceeded | None:
+    """The 429 for a sender whose last minute, this gift included, is ``count`` debits of ``coins``."""
+    if count <= settings.gifts_per_minute and coins <= settings.gift_coins_per_minute:
+        return None
+    details = {
+        "gifts_last_minute": count,
+        "coins_last_minute": coins,
+        "gifts_per_minute": settings.gifts_per_minute,
+        "gift_coins_per_minute": settings.gift_coins_per_minute,
+    }
+    return VelocityExceeded("too many gifts in the last minute; wait a moment", code="gift_velocity", details=details)
 
 
 async def check_purchase_velocity(

@@ -12,13 +12,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halobuzz.core.clock import utcnow
 from halobuzz.core.errors import Conflict, InvalidInput
 from halobuzz.core.ids import uuid7
 from halobuzz.economy.models import COIN, LedgerAccount, LedgerEntry, LedgerTransaction
@@ -206,6 +207,150 @@ async def post_transaction(
         )
     await session.flush()
     return Posted(tx, True, balances)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    id: uuid.UUID
+    key: str
+    unit: str
+    balance: int
+    allow_negative: bool
+
+
+async def lock_accounts(*, session: AsyncSession, specs: Sequence[AccountSpec]) -> dict[str, LockedAccount]:
+    """Lock these accounts in the one global order (by id), creating missing ones first; their balances.
+
+    One ``SELECT … FOR UPDATE`` by key when every account exists (the usual case)."""
+    keys = sorted({s.key for s in specs})
+    query = (
+        select(
+            LedgerAccount.id, LedgerAccount.key, LedgerAccount.unit, LedgerAccount.balance, LedgerAccount.allow_negative
+        )
+        .where(LedgerAccount.key.in_(keys))
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+    )
+    rows = (await session.execute(query)).all()
+    if len(rows) < len(keys):
+        await ensure_accounts(session=session, specs=specs)
+        rows = (await session.execute(query)).all()
+    return {key: LockedAccount(id_, key, unit, int(balance), bool(neg)) for id_, key, unit, balance, neg in rows}
+
+
+class BulkPosting:
+    """Many transactions checked in Python against balances read under the accounts' locks
+    (``lock_accounts``), then written in a few statements by ``write``: one multi-row insert for
+    the transactions, one for their entries, one ``balance = balance + Σ`` update per account.
+
+    ``check`` and ``add`` apply ``post_transaction``'s rules (balanced legs, units, no forbidden
+    negative balance) in order, each against the balances the transactions added before it left;
+    a refused posting changes nothing. The caller holds the locks of every account it posts to.
+    """
+
+    def __init__(self, accounts: dict[str, LockedAccount]) -> None:
+        self.accounts = accounts
+        self.balances = {key: a.balance for key, a in accounts.items()}
+        self._transactions: list[dict[str, Any]] = []
+        self._entries: list[dict[str, Any]] = []
+        self._moves: dict[str, list[int]] = {}
+
+    def check(self, legs: Sequence[Leg]) -> dict[str, int]:
+        """The deltas per account key of these legs, or the error ``post_transaction`` would raise."""
+        totals: dict[str, int] = defaultdict(int)
+        deltas: dict[str, int] = defaultdict(int)
+        for leg in legs:
+            if leg.amount == 0:
+                raise InvalidInput("a ledger leg moves a non-zero amount", code="invalid_posting")
+            totals[leg.account.unit] += leg.amount
+            deltas[leg.account.key] += leg.amount
+        if not legs or any(totals.values()):
+            raise InvalidInput("a ledger transaction's legs must sum to zero per unit", code="unbalanced_posting")
+        for leg in legs:
+            account = self.accounts.get(leg.account.key)
+            if account is None:
+                raise InvalidInput(f"account {leg.account.key} is not locked for this posting", code="invalid_posting")
+            if account.unit != leg.account.unit:
+                raise InvalidInput(
+                    f"account {leg.account.key} holds {account.unit}, not {leg.account.unit}", code="unit_mismatch"
+                )
+        for key, delta in deltas.items():
+            account, balance = self.accounts[key], self.balances[key]
+            if delta < 0 and not account.allow_negative and balance + delta < 0:
+                raise InsufficientFunds(
+                    f"not enough {account.unit}: {balance} available, {-delta} needed",
+                    details={"available": balance, "needed": -delta, "unit": account.unit},
+                )
+        return dict(deltas)
+
+    def add(
+        self,
+        *,
+        kind: str,
+        legs: Sequence[Leg],
+        actor_id: uuid.UUID | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> tuple[uuid.UUID, dict[str, int]]:
+        """Plan one transaction (refused like ``post_transaction``); its id and the balances after it."""
+        if idempotency_key is not None and actor_id is None:
+            raise InvalidInput("an idempotency key needs an actor", code="invalid_posting")
+        deltas = self.check(legs)
+        now = utcnow()
+        tx_id = uuid7()
+        self._transactions.append(
+            {
+                "id": tx_id,
+                "created_at": now,
+                "kind": kind,
+                "actor_id": actor_id,
+                "idempotency_key": idempotency_key,
+                "request_hash": request_hash,
+                "reverses_id": None,
+                "meta": meta or {},
+            }
+        )
+        after: dict[str, int] = {}
+        for key in sorted(deltas, key=lambda k: self.accounts[k].id):
+            account = self.accounts[key]
+            self.balances[key] += deltas[key]
+            after[key] = self.balances[key]
+            self._moves.setdefault(key, []).append(deltas[key])
+            self._entries.append(
+                {
+                    "id": uuid7(),
+                    "created_at": now,
+                    "transaction_id": tx_id,
+                    "account_id": account.id,
+                    "amount": deltas[key],
+                    "unit": account.unit,
+                    "balance_after": after[key],
+                }
+            )
+        return tx_id, after
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._transactions)
+
+    async def write(self, session: AsyncSession) -> None:
+        """Insert the planned transactions and entries and move the balances (once per account)."""
+        if not self._transactions:
+            return
+        await session.execute(insert(LedgerTransaction), self._transactions)
+        await session.execute(insert(LedgerEntry), self._entries)
+        table = cast(Table, LedgerAccount.__table__)
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(balance=table.c.balance + bindparam("b_delta"), version=table.c.version + bindparam("b_count")),
+            [
+                {"b_id": self.accounts[key].id, "b_delta": sum(moves), "b_count": len(moves)}
+                for key, moves in sorted(self._moves.items(), key=lambda kv: self.accounts[kv[0]].id)
+            ],
+        )
+        self._transactions, self._entries, self._moves = [], [], {}
 
 
 async def reverse_transaction(

@@ -11,18 +11,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts import social
-from halobuzz.accounts.models import User
-from halobuzz.config import EconomySettings
+from halobuzz.accounts.models import Block, User
+from halobuzz.config import EconomySettings, FraudSettings
 from halobuzz.core import events
 from halobuzz.core.clock import utcnow
-from halobuzz.core.db import after_commit
-from halobuzz.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from halobuzz.core.db import Database, after_commit
+from halobuzz.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from halobuzz.core.ids import uuid7
 from halobuzz.core.pagination import decode_cursor, encode_cursor
-from halobuzz.economy import festivals, ledger, thrones
+from halobuzz.economy import festivals, fraud, ledger, thrones
 from halobuzz.economy.models import (
     COIN,
     CoinPackage,
@@ -331,9 +332,12 @@ def _request_hash(stream_id: uuid.UUID, gift_id: uuid.UUID, quantity: int) -> st
 
 
 def _receipt(tx: LedgerTransaction, *, balance: int, created: bool) -> GiftReceipt:
-    m = tx.meta
+    return _receipt_of(tx.id, tx.meta, balance=balance, created=created)
+
+
+def _receipt_of(tx_id: uuid.UUID, m: dict[str, Any], *, balance: int, created: bool) -> GiftReceipt:
     return GiftReceipt(
-        id=tx.id,
+        id=tx_id,
         gift=m["gift"],
         quantity=int(m["quantity"]),
         coins_spent=int(m["coins_spent"]),
@@ -347,10 +351,7 @@ def _receipt(tx: LedgerTransaction, *, balance: int, created: bool) -> GiftRecei
 
 async def _replay(session: AsyncSession, tx: LedgerTransaction, request_hash: str) -> GiftReceipt:
     if tx.kind != "gift" or tx.request_hash != request_hash:
-        raise Conflict(
-            "this Idempotency-Key was used for a different request; use a new key for a new gift",
-            code="idempotency_key_reused",
-        )
+        raise _key_reused()
     # The sender's balance right after the gift, so a retry answers with the same body.
     balance = await session.scalar(
         select(LedgerEntry.balance_after)
@@ -363,6 +364,48 @@ async def _replay(session: AsyncSession, tx: LedgerTransaction, request_hash: st
 def _split(total: int, share: float) -> tuple[int, int]:
     creator = total * round(share * 10_000) // 10_000
     return creator, total - creator
+
+
+def _gift_legs(
+    sender_id: uuid.UUID, receiver_id: uuid.UUID, total: int, creator_part: int, platform_part: int
+) -> list[ledger.Leg]:
+    legs = [ledger.Leg(ledger.user_coins(sender_id), -total)]
+    if creator_part:
+        legs.append(ledger.Leg(ledger.creator_earnings(receiver_id), creator_part))
+    if platform_part:
+        legs.append(ledger.Leg(ledger.platform("platform_revenue"), platform_part))
+    return legs
+
+
+def _gift_meta(
+    gift: Gift,
+    *,
+    quantity: int,
+    total: int,
+    stream_id: uuid.UUID,
+    broadcast_id: uuid.UUID | None,
+    sender_id: uuid.UUID,
+    receiver_id: uuid.UUID,
+    creator_part: int,
+    platform_part: int,
+) -> dict[str, Any]:
+    return {
+        "gift": {
+            "id": str(gift.id),
+            "name": gift.name,
+            "coin_price": gift.coin_price,
+            "animation_url": gift.animation_url,
+            "rarity": gift.rarity,
+        },
+        "quantity": quantity,
+        "coins_spent": total,
+        "stream_id": str(stream_id),
+        "broadcast_id": str(broadcast_id) if broadcast_id else None,
+        "sender_id": str(sender_id),
+        "receiver_id": str(receiver_id),
+        "creator_coins": creator_part,
+        "platform_coins": platform_part,
+    }
 
 
 async def send_gift(
@@ -411,29 +454,18 @@ async def send_gift(
 
     total = gift.coin_price * quantity
     creator_part, platform_part = _split(total, settings.revenue_share)
-    legs = [ledger.Leg(ledger.user_coins(actor.id), -total)]
-    if creator_part:
-        legs.append(ledger.Leg(ledger.creator_earnings(stream.owner_id), creator_part))
-    if platform_part:
-        legs.append(ledger.Leg(ledger.platform("platform_revenue"), platform_part))
-    gift_view = {
-        "id": str(gift.id),
-        "name": gift.name,
-        "coin_price": gift.coin_price,
-        "animation_url": gift.animation_url,
-        "rarity": gift.rarity,
-    }
-    meta: dict[str, Any] = {
-        "gift": gift_view,
-        "quantity": quantity,
-        "coins_spent": total,
-        "stream_id": str(stream.id),
-        "broadcast_id": str(stream.current_broadcast_id) if stream.current_broadcast_id else None,
-        "sender_id": str(actor.id),
-        "receiver_id": str(stream.owner_id),
-        "creator_coins": creator_part,
-        "platform_coins": platform_part,
-    }
+    legs = _gift_legs(actor.id, stream.owner_id, total, creator_part, platform_part)
+    meta = _gift_meta(
+        gift,
+        quantity=quantity,
+        total=total,
+        stream_id=stream.id,
+        broadcast_id=stream.current_broadcast_id,
+        sender_id=actor.id,
+        receiver_id=stream.owner_id,
+        creator_part=creator_part,
+        platform_part=platform_part,
+    )
     posted = await ledger.post_transaction(
         session=session,
         kind="gift",
@@ -472,6 +504,252 @@ async def send_gift(
         callback = on_committed
         after_commit(session, lambda: callback(receipt))
     return receipt
+
+
+@dataclass(frozen=True, slots=True)
+class GiftOrder:
+    """One gift of a batch posted in bulk (``send_gifts``)."""
+
+    actor_id: uuid.UUID
+    stream_id: uuid.UUID
+    gift_id: uuid.UUID
+    quantity: int
+    idempotency_key: str
+    on_committed: OnCommitted | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Velocity:
+    """The gift velocity caps to apply to a batch (``economy.fraud``), and where refusals are flagged."""
+
+    settings: FraudSettings
+    db: Database
+
+
+async def send_gifts(
+    *,
+    session: AsyncSession,
+    orders: Sequence[GiftOrder],
+    accounts: dict[str, ledger.LockedAccount],
+    settings: EconomySettings,
+    velocity: Velocity | None = None,
+) -> tuple[list[GiftReceipt | DomainError], list[Callable[[], None]]]:
+    """``send_gift`` for many gifts at once, in a few statements: the same answers, in order, as
+    posting each in its own savepoint one after the other.
+
+    ``accounts`` are every account the orders may touch, locked by the caller (``ledger.lock_accounts``),
+    as are the streams' throne rows. Each order is checked in Python against what the orders
+    before it left — replays (stored, or earlier in this batch) answer their receipt, refusals get
+    their own error — then the batch is written in bulk (``ledger.BulkPosting``, multi-row inserts
+    of ``gift_sent`` and outbox rows), each stream's throne recomputed once. Returns the outcomes
+    and the hooks to register once the writes succeeded (after-commit broadcasts, fraud flags).
+    """
+    now = utcnow()
+    outcomes: list[GiftReceipt | DomainError | None] = [None] * len(orders)
+    todo: list[tuple[int, GiftOrder, str]] = []
+    for i, o in enumerate(orders):
+        if not o.idempotency_key or len(o.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            outcomes[i] = InvalidInput(
+                f"an Idempotency-Key of 1 to {MAX_IDEMPOTENCY_KEY} characters is required",
+                code="invalid_idempotency_key",
+            )
+        elif not 1 <= o.quantity <= settings.max_gift_quantity:
+            outcomes[i] = InvalidInput(
+                f"quantity must be between 1 and {settings.max_gift_quantity}", code="invalid_quantity"
+            )
+        else:
+            todo.append((i, o, _request_hash(o.stream_id, o.gift_id, o.quantity)))
+    if not todo:
+        return [o for o in outcomes if o is not None], []
+
+    # Everything the checks need, one query each.
+    actor_ids = {o.actor_id for _, o, _ in todo}
+    stored: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str | None, dict[str, Any]]] = {}
+    for tx_id, actor_id, key, kind, rhash, meta in (
+        await session.execute(
+            select(
+                LedgerTransaction.id,
+                LedgerTransaction.actor_id,
+                LedgerTransaction.idempotency_key,
+                LedgerTransaction.kind,
+                LedgerTransaction.request_hash,
+                LedgerTransaction.meta,
+            ).where(
+                LedgerTransaction.actor_id.in_(actor_ids),
+                LedgerTransaction.idempotency_key.in_({o.idempotency_key for _, o, _ in todo}),
+            )
+        )
+    ).all():
+        stored[(actor_id, key)] = (tx_id, kind, rhash, meta)
+    replay_balances: dict[uuid.UUID, int] = {}
+    if stored:
+        replay_balances = {
+            tx_id: int(balance)
+            for tx_id, balance in (
+                await session.execute(
+                    select(LedgerEntry.transaction_id, LedgerEntry.balance_after)
+                    .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+                    .where(
+                        LedgerEntry.transaction_id.in_([v[0] for v in stored.values()]),
+                        LedgerAccount.kind == "user_coins",
+                    )
+                )
+            ).all()
+        }
+    streams = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(Stream.id, Stream.owner_id, Stream.status, Stream.deleted_at, Stream.current_broadcast_id).where(
+                    Stream.id.in_({o.stream_id for _, o, _ in todo})
+                )
+            )
+        ).all()
+    }
+    owner_ids = {row.owner_id for row in streams.values()}
+    blocks: set[tuple[uuid.UUID, uuid.UUID]] = {
+        (a, b)
+        for a, b in (
+            await session.execute(
+                select(Block.blocker_id, Block.blocked_id).where(
+                    or_(
+                        and_(Block.blocker_id.in_(actor_ids), Block.blocked_id.in_(owner_ids)),
+                        and_(Block.blocker_id.in_(owner_ids), Block.blocked_id.in_(actor_ids)),
+                    )
+                )
+            )
+        ).all()
+    }
+    gifts = {
+        g.id: g
+        for g in (
+            await session.scalars(select(Gift).where(Gift.id.in_({o.gift_id for _, o, _ in todo}), _offered(now)))
+        ).all()
+    }
+    spent: dict[uuid.UUID, tuple[int, int]] = {}
+    if velocity is not None:
+        coin_accounts = [accounts[k].id for k in {ledger.user_coins(a).key for a in actor_ids} if k in accounts]
+        spent = await fraud.gift_spending_last_minute(session=session, account_ids=coin_accounts)
+
+    plan = ledger.BulkPosting(accounts)
+    posted_here: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str, dict[str, Any], int]] = {}
+    gift_rows: list[dict[str, Any]] = []
+    event_items: list[tuple[str, dict[str, Any], uuid.UUID | None]] = []
+    new: list[tuple[int, GiftOrder, uuid.UUID, dict[str, Any], int]] = []
+    hooks: list[Callable[[], None]] = []
+    for i, o, rhash in todo:
+        pair = (o.actor_id, o.idempotency_key)
+        try:
+            if pair in posted_here:
+                tx_id, first_hash, meta, balance = posted_here[pair]
+                if first_hash != rhash:
+                    raise _key_reused()
+                outcomes[i] = _receipt_of(tx_id, meta, balance=balance, created=False)
+                continue
+            if pair in stored:
+                tx_id, kind, stored_hash, meta = stored[pair]
+                if kind != "gift" or stored_hash != rhash:
+                    raise _key_reused()
+                outcomes[i] = _receipt_of(tx_id, meta, balance=replay_balances.get(tx_id, 0), created=False)
+                continue
+            stream = streams.get(o.stream_id)
+            if stream is None or stream.deleted_at is not None:
+                raise NotFound("no such stream", code="stream_not_found")
+            if stream.status != StreamStatus.LIVE:
+                raise Conflict("gifts can be sent only while the stream is live", code="stream_not_live")
+            if stream.owner_id == o.actor_id:
+                raise Conflict("you cannot send gifts to your own stream", code="self_gift")
+            if (o.actor_id, stream.owner_id) in blocks or (stream.owner_id, o.actor_id) in blocks:
+                raise Forbidden("you cannot send gifts to this creator", code="blocked")
+            gift = gifts.get(o.gift_id)
+            if gift is None:
+                raise NotFound("no such gift on offer", code="gift_not_found")
+            total = gift.coin_price * o.quantity
+            creator_part, platform_part = _split(total, settings.revenue_share)
+            legs = _gift_legs(o.actor_id, stream.owner_id, total, creator_part, platform_part)
+            plan.check(legs)
+            sender_key = ledger.user_coins(o.actor_id).key
+            if velocity is not None:  # as fraud.check_gift_velocity: this gift counted
+                sender_account = accounts[sender_key].id
+                count, coins = spent.get(sender_account, (0, 0))
+                refusal = fraud.gift_velocity_refusal(velocity.settings, count=count + 1, coins=coins + total)
+                if refusal is not None:
+                    hooks.append(_flagger(session, velocity.db, o.actor_id, refusal.details))
+                    raise refusal
+                spent[sender_account] = (count + 1, coins + total)
+            meta = _gift_meta(
+                gift,
+                quantity=o.quantity,
+                total=total,
+                stream_id=stream.id,
+                broadcast_id=stream.current_broadcast_id,
+                sender_id=o.actor_id,
+                receiver_id=stream.owner_id,
+                creator_part=creator_part,
+                platform_part=platform_part,
+            )
+            tx_id, after = plan.add(
+                kind="gift",
+                legs=legs,
+                actor_id=o.actor_id,
+                idempotency_key=o.idempotency_key,
+                request_hash=rhash,
+                meta=meta,
+            )
+        except DomainError as exc:
+            outcomes[i] = exc
+            continue
+        posted_here[pair] = (tx_id, rhash, meta, after[sender_key])
+        gift_rows.append(
+            {
+                "id": uuid7(),
+                "created_at": utcnow(),
+                "transaction_id": tx_id,
+                "stream_id": stream.id,
+                "broadcast_id": stream.current_broadcast_id,
+                "sender_id": o.actor_id,
+                "receiver_id": stream.owner_id,
+                "gift_id": gift.id,
+                "quantity": o.quantity,
+                "coins": total,
+            }
+        )
+        event_items.append(("gift.sent", {"transaction_id": tx_id, **meta}, o.actor_id))
+        new.append((i, o, tx_id, meta, after[sender_key]))
+
+    if new:
+        await plan.write(session)
+        await session.execute(insert(GiftSent), gift_rows)
+        window = timedelta(hours=settings.throne_window_hours)
+        changes: dict[uuid.UUID, thrones.ThroneChange | None] = {}
+        for stream_id in sorted({o.stream_id for _, o, *_ in new}):
+            changes[stream_id] = await thrones.update_throne(session=session, stream_id=stream_id, window=window)
+        await events.emit_many(session, event_items)
+        last_of_stream = {o.stream_id: i for i, o, *_ in new}
+        for i, o, tx_id, meta, balance in new:
+            receipt = _receipt_of(tx_id, meta, balance=balance, created=True)
+            if last_of_stream[o.stream_id] == i and changes[o.stream_id] is not None:
+                # The throne as the batch left it: announced with the stream's last gift of the batch.
+                receipt = dataclasses.replace(receipt, throne=changes[o.stream_id])
+            outcomes[i] = receipt
+            if o.on_committed is not None:
+                hooks.append(_announce(session, o.on_committed, receipt))
+    return [o for o in outcomes if o is not None], hooks
+
+
+def _key_reused() -> Conflict:
+    return Conflict(
+        "this Idempotency-Key was used for a different request; use a new key for a new gift",
+        code="idempotency_key_reused",
+    )
+
+
+def _flagger(session: AsyncSession, db: Database, user_id: uuid.UUID, details: dict[str, Any]) -> Callable[[], None]:
+    return lambda: fraud.flag_after(session, db, kind="gift_velocity", user_id=user_id, details=details)
+
+
+def _announce(session: AsyncSession, callback: OnCommitted, receipt: GiftReceipt) -> Callable[[], None]:
+    return lambda: after_commit(session, lambda: callback(receipt))
 
 
 @dataclass(frozen=True, slots=True)
