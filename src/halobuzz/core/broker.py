@@ -33,6 +33,8 @@ from typing import Any
 
 import structlog
 
+from halobuzz.core.tasks import cancel_and_wait
+
 log = structlog.get_logger(__name__)
 
 GROUP = "workers"
@@ -177,11 +179,7 @@ class RedisStreamsBroker(Broker):
                     running.add(task)
                     task.add_done_callback(functools.partial(_done, running, slots))
         finally:
-            for task in list(running):
-                task.cancel()
-            for task in list(running):
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(list(running))
 
     async def _handle(self, handler: Handler, me: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         async def ack() -> None:
@@ -293,11 +291,7 @@ class JetStreamBroker(Broker):
                     running.add(task)
                     task.add_done_callback(functools.partial(_done, running, slots))
         finally:
-            for task in list(running):
-                task.cancel()
-            for task in list(running):
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(list(running))
             with suppress(Exception):
                 await sub.unsubscribe()
 
