@@ -29,6 +29,7 @@ from halobuzz.core.runtime import Runtime
 from halobuzz.core.storage import LocalStorage
 from halobuzz.core.tasks import cancel_and_wait
 from halobuzz.economy import batch as gift_batch
+from halobuzz.economy import fastpaths as economy_fastpaths
 from halobuzz.jobs import runner as jobs_runner
 from halobuzz.media import plane as media_plane
 from halobuzz.media.radio_api import RADIO_TRACK_UPLOAD
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> HaloBuzzApp:
     _include_routers(api)
     streams_api.register_cache(runtime.cache)
     accounts_fastpaths.register(runtime)
+    economy_fastpaths.register(runtime)
     if isinstance(runtime.storage, LocalStorage):
         runtime.storage.root.mkdir(parents=True, exist_ok=True)
         from halobuzz.media.api import PublicStorageFiles

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts.models import User
-from halobuzz.core.errors import Conflict, DomainError
+from halobuzz.core.errors import Conflict, DomainError, Unauthorized
 from halobuzz.economy import fraud, ledger, service, thrones
 from halobuzz.economy.models import StreamThrone
 from halobuzz.streams.models import Stream
@@ -43,12 +43,11 @@ MAX_BATCH = 100
 
 @dataclass(eq=False)
 class GiftRequest:
-    actor: User
+    actor_id: uuid.UUID
     stream_id: uuid.UUID
     gift_id: uuid.UUID
     quantity: int
     idempotency_key: str
-    sender_username: str
     future: asyncio.Future[service.GiftReceipt] = field(init=False)
 
 
@@ -89,21 +88,22 @@ class GiftBatcher:
 
     async def _run(self, batch: list[GiftRequest]) -> None:
         runtime = self.runtime
+        names: dict[uuid.UUID, str] = {}  # the senders' usernames, read with the locks
         orders = [
             service.GiftOrder(
-                actor_id=r.actor.id,
+                actor_id=r.actor_id,
                 stream_id=r.stream_id,
                 gift_id=r.gift_id,
                 quantity=r.quantity,
                 idempotency_key=r.idempotency_key,
-                on_committed=_announcer(runtime, r.sender_username),
+                on_committed=_announcer(runtime, names, r.actor_id),
             )
             for r in batch
         ]
         outcomes: list[service.GiftReceipt | DomainError]
         try:
             async with runtime.db.session() as session:
-                accounts = await _lock_batch(session, batch)
+                accounts = await _lock_batch(session, batch, names)
                 outcomes, hooks = await service.send_gifts(
                     session=session,
                     orders=orders,
@@ -118,8 +118,8 @@ class GiftBatcher:
             # rolled back, nothing of it written): post the batch again, one by one, so only that
             # gift fails.
             async with runtime.db.session() as session:
-                await _lock_batch(session, batch)
-                outcomes = await self._run_each(session, batch)
+                await _lock_batch(session, batch, names)
+                outcomes = await self._run_each(session, batch, names)
         for r, outcome in zip(batch, outcomes, strict=True):
             if r.future.done():
                 continue
@@ -129,24 +129,28 @@ class GiftBatcher:
                 r.future.set_result(outcome)
 
     async def _run_each(
-        self, session: AsyncSession, batch: list[GiftRequest]
+        self, session: AsyncSession, batch: list[GiftRequest], names: dict[uuid.UUID, str]
     ) -> list[service.GiftReceipt | DomainError]:
         """Each gift of the batch in its own SAVEPOINT through ``service.send_gift``."""
         runtime = self.runtime
         outcomes: list[service.GiftReceipt | DomainError] = []
         for r in batch:
+            actor = await session.get(User, r.actor_id)
+            if actor is None:  # the account was deleted since its token was checked
+                outcomes.append(Unauthorized("this sign-in has ended; sign in again", code="session_revoked"))
+                continue
             try:
                 async with session.begin_nested():
                     receipt = await service.send_gift(
                         session=session,
-                        actor=r.actor,
+                        actor=actor,
                         stream_id=r.stream_id,
                         gift_id=r.gift_id,
                         quantity=r.quantity,
                         idempotency_key=r.idempotency_key,
                         settings=runtime.settings.economy,
-                        on_committed=_announcer(runtime, r.sender_username),
-                        guard=_guard(session, runtime, r.actor.id),
+                        on_committed=_announcer(runtime, names, r.actor_id),
+                        guard=_guard(session, runtime, r.actor_id),
                     )
                 outcomes.append(receipt)
             except DomainError as exc:
@@ -161,10 +165,10 @@ class GiftBatcher:
         return outcomes
 
 
-def _announcer(runtime: Runtime, username: str) -> service.OnCommitted:
+def _announcer(runtime: Runtime, names: dict[uuid.UUID, str], sender_id: uuid.UUID) -> service.OnCommitted:
     from halobuzz.realtime import hooks as realtime_hooks
 
-    return lambda receipt: realtime_hooks.gift_received(runtime, receipt, sender_username=username)
+    return lambda receipt: realtime_hooks.gift_received(runtime, receipt, sender_username=names.get(sender_id, ""))
 
 
 def _guard(session: AsyncSession, runtime: Runtime, sender_id: uuid.UUID) -> service.Guard:
@@ -173,14 +177,19 @@ def _guard(session: AsyncSession, runtime: Runtime, sender_id: uuid.UUID) -> ser
     )
 
 
-async def _lock_batch(session: AsyncSession, batch: list[GiftRequest]) -> dict[str, ledger.LockedAccount]:
+async def _lock_batch(
+    session: AsyncSession, batch: list[GiftRequest], names: dict[uuid.UUID, str]
+) -> dict[str, ledger.LockedAccount]:
     """Create and lock (by id) every account the batch may touch, then the streams' throne rows
     (by stream id): the order every gift takes its locks in, so batches never deadlock. The
-    locked accounts with their balances."""
+    locked accounts with their balances; the senders' usernames go into ``names``."""
     stream_ids = sorted({r.stream_id for r in batch})
     owners = dict((await session.execute(select(Stream.id, Stream.owner_id).where(Stream.id.in_(stream_ids)))).all())
+    names.update(
+        (await session.execute(select(User.id, User.username).where(User.id.in_({r.actor_id for r in batch})))).all()
+    )
     specs = [ledger.platform("platform_revenue")]
-    specs += [ledger.user_coins(r.actor.id) for r in batch]
+    specs += [ledger.user_coins(r.actor_id) for r in batch]
     specs += [ledger.creator_earnings(owner) for owner in owners.values()]
     accounts = await ledger.lock_accounts(session=session, specs=specs)
     if owners:

@@ -128,11 +128,14 @@ class GiftPatch(BaseModel):
     festival_id: uuid.UUID | None = None
 
 
+MAX_GIFT_QUANTITY = 1000  # per request; EconomySettings.max_gift_quantity may allow fewer
+
+
 class SendGiftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gift_id: uuid.UUID
-    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    quantity: Annotated[int, Field(ge=1, le=MAX_GIFT_QUANTITY)] = 1
 
 
 class GiftBrief(BaseModel):
