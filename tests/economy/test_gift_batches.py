@@ -73,9 +73,9 @@ async def test_mixed_batch_answers_each_gift(app, client, make_user, make_gift, 
     batcher = batch.batcher_of(app.runtime)
     run = batcher._run
 
-    async def recording(b: list[batch.GiftRequest]) -> None:
+    async def recording(b: list[batch.GiftRequest], locked: asyncio.Event) -> None:
         sizes.append(len(b))
-        await run(b)
+        await run(b, locked)
 
     monkeypatch.setattr(batcher, "_run", recording)
     out = await asyncio.gather(*(batcher.send(r) for r in requests), return_exceptions=True)
@@ -190,5 +190,68 @@ async def test_unique_key_clash_falls_back_to_one_by_one(app, client, make_user,
     assert isinstance(c, service.GiftReceipt) and c.created and c.balance == 70
     assert await _count(app, GiftSent) == 2
     assert (await client.get(f"{API}/wallet", headers=fan.headers)).json()["balance"] == 70
+    report = await verify(app)
+    assert report.ok, report
+
+
+async def test_two_batches_in_flight_share_a_key(app, make_user, make_gift, live_stream, monkeypatch):
+    """While one batch holds the locks the next makes its unlocked reads (PostgreSQL): a retry of
+    a gift still being posted by the first batch is not seen by those reads, so the second
+    batch's bulk write hits the key's unique index, rolls back, and answers the first receipt."""
+    from sqlalchemy import text
+
+    if app.runtime.db.is_sqlite:
+        assert batch.batcher_of(app.runtime).in_flight == 1  # one writer: batches one at a time
+        return
+    owner = await make_user(roles=["creator"])
+    stream_id = uuid.UUID(await live_stream(owner))
+    gift = await make_gift(coin_price=10)
+    fan, other = await make_user(), await make_user()
+    await grant_coins(app, fan.id, 100)
+    await grant_coins(app, other.id, 100)
+    bulk = service.send_gifts
+    holding, release = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+
+    async def first_held(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["orders"]))
+        if len(calls) == 1:  # the first batch, its locks taken
+            holding.set()
+            await release.wait()
+        return await bulk(**kwargs)
+
+    monkeypatch.setattr(service, "send_gifts", first_held)
+
+    def req(user: Any, key: str) -> batch.GiftRequest:
+        return batch.GiftRequest(
+            actor_id=user.id, stream_id=stream_id, gift_id=uuid.UUID(gift["id"]), quantity=1, idempotency_key=key
+        )
+
+    batcher = batch.batcher_of(app.runtime)
+    first = asyncio.create_task(batcher.send(req(fan, "same")))
+    await asyncio.wait_for(holding.wait(), 30)
+    second = asyncio.gather(batcher.send(req(fan, "same")), batcher.send(req(other, "own")))
+
+    async def waiting_on_locks() -> int:
+        async with app.runtime.db.session(write=False) as s:
+            query = (
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return int(await s.scalar(text(query)) or 0)
+
+    for _ in range(600):  # the second batch has made its reads and waits for the first one's locks
+        if await waiting_on_locks():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the second batch never waited for the locks")
+    release.set()
+    a = await asyncio.wait_for(first, 30)
+    a2, b = await asyncio.wait_for(second, 30)
+    assert calls == [1, 2]  # the bulk write of the second batch ran, then hit the unique key
+    assert a.created and a.balance == 90
+    assert not a2.created and a2.id == a.id and a2.balance == 90
+    assert b.created and b.balance == 90
+    assert await _count(app, GiftSent) == 2
     report = await verify(app)
     assert report.ok, report

@@ -526,44 +526,31 @@ class Velocity:
     db: Database
 
 
-async def send_gifts(
-    *,
-    session: AsyncSession,
-    orders: Sequence[GiftOrder],
-    accounts: dict[str, ledger.LockedAccount],
-    settings: EconomySettings,
-    velocity: Velocity | None = None,
-) -> tuple[list[GiftReceipt | DomainError], list[Callable[[], None]]]:
-    """``send_gift`` for many gifts at once, in a few statements: the same answers, in order, as
-    posting each in its own savepoint one after the other.
+@dataclass(slots=True)
+class GiftContext:
+    """What a batch's checks read that needs no lock (``gift_context``): stored receipts of its
+    idempotency keys, the streams, blocks between senders and creators, the gifts on offer."""
 
-    ``accounts`` are every account the orders may touch, locked by the caller (``ledger.lock_accounts``),
-    as are the streams' throne rows. Each order is checked in Python against what the orders
-    before it left — replays (stored, or earlier in this batch) answer their receipt, refusals get
-    their own error — then the batch is written in bulk (``ledger.BulkPosting``, multi-row inserts
-    of ``gift_sent`` and outbox rows), each stream's throne recomputed once. Returns the outcomes
-    and the hooks to register once the writes succeeded (after-commit broadcasts, fraud flags).
-    """
-    now = utcnow()
-    outcomes: list[GiftReceipt | DomainError | None] = [None] * len(orders)
-    todo: list[tuple[int, GiftOrder, str]] = []
-    for i, o in enumerate(orders):
-        if not o.idempotency_key or len(o.idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            outcomes[i] = InvalidInput(
-                f"an Idempotency-Key of 1 to {MAX_IDEMPOTENCY_KEY} characters is required",
-                code="invalid_idempotency_key",
-            )
-        elif not 1 <= o.quantity <= settings.max_gift_quantity:
-            outcomes[i] = InvalidInput(
-                f"quantity must be between 1 and {settings.max_gift_quantity}", code="invalid_quantity"
-            )
-        else:
-            todo.append((i, o, _request_hash(o.stream_id, o.gift_id, o.quantity)))
-    if not todo:
-        return [o for o in outcomes if o is not None], []
+    stored: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str | None, dict[str, Any]]]
+    replay_balances: dict[uuid.UUID, int]
+    streams: dict[uuid.UUID, Any]
+    blocks: set[tuple[uuid.UUID, uuid.UUID]]
+    gifts: dict[uuid.UUID, Gift]
 
-    # Everything the checks need, one query each.
-    actor_ids = {o.actor_id for _, o, _ in todo}
+    @property
+    def owners(self) -> dict[uuid.UUID, uuid.UUID]:
+        """Stream id → owner id."""
+        return {stream_id: row.owner_id for stream_id, row in self.streams.items()}
+
+
+async def gift_context(
+    *, session: AsyncSession, orders: Sequence[GiftOrder], now: datetime | None = None
+) -> GiftContext:
+    """The unlocked reads of ``send_gifts``, one query each. A batch may make them before it takes
+    its locks (``economy.batch``): a key another transaction commits meanwhile makes the bulk
+    insert fail on its unique index, and the batch is posted again gift by gift."""
+    now = now or utcnow()
+    actor_ids = {o.actor_id for o in orders}
     stored: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str | None, dict[str, Any]]] = {}
     for tx_id, actor_id, key, kind, rhash, meta in (
         await session.execute(
@@ -576,7 +563,7 @@ async def send_gifts(
                 LedgerTransaction.meta,
             ).where(
                 LedgerTransaction.actor_id.in_(actor_ids),
-                LedgerTransaction.idempotency_key.in_({o.idempotency_key for _, o, _ in todo}),
+                LedgerTransaction.idempotency_key.in_({o.idempotency_key for o in orders}),
             )
         )
     ).all():
@@ -601,31 +588,79 @@ async def send_gifts(
         for row in (
             await session.execute(
                 select(Stream.id, Stream.owner_id, Stream.status, Stream.deleted_at, Stream.current_broadcast_id).where(
-                    Stream.id.in_({o.stream_id for _, o, _ in todo})
+                    Stream.id.in_({o.stream_id for o in orders})
                 )
             )
         ).all()
     }
     owner_ids = {row.owner_id for row in streams.values()}
-    blocks: set[tuple[uuid.UUID, uuid.UUID]] = {
-        (a, b)
-        for a, b in (
-            await session.execute(
-                select(Block.blocker_id, Block.blocked_id).where(
-                    or_(
-                        and_(Block.blocker_id.in_(actor_ids), Block.blocked_id.in_(owner_ids)),
-                        and_(Block.blocker_id.in_(owner_ids), Block.blocked_id.in_(actor_ids)),
+    blocks: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    if owner_ids:
+        blocks = {
+            (a, b)
+            for a, b in (
+                await session.execute(
+                    select(Block.blocker_id, Block.blocked_id).where(
+                        or_(
+                            and_(Block.blocker_id.in_(actor_ids), Block.blocked_id.in_(owner_ids)),
+                            and_(Block.blocker_id.in_(owner_ids), Block.blocked_id.in_(actor_ids)),
+                        )
                     )
                 )
-            )
-        ).all()
-    }
+            ).all()
+        }
     gifts = {
         g.id: g
         for g in (
-            await session.scalars(select(Gift).where(Gift.id.in_({o.gift_id for _, o, _ in todo}), _offered(now)))
+            await session.scalars(select(Gift).where(Gift.id.in_({o.gift_id for o in orders}), _offered(now)))
         ).all()
     }
+    return GiftContext(stored, replay_balances, streams, blocks, gifts)
+
+
+async def send_gifts(
+    *,
+    session: AsyncSession,
+    orders: Sequence[GiftOrder],
+    accounts: dict[str, ledger.LockedAccount],
+    settings: EconomySettings,
+    velocity: Velocity | None = None,
+    context: GiftContext | None = None,
+) -> tuple[list[GiftReceipt | DomainError], list[Callable[[], None]]]:
+    """``send_gift`` for many gifts at once, in a few statements: the same answers, in order, as
+    posting each in its own savepoint one after the other.
+
+    ``accounts`` are every account the orders may touch, locked by the caller (``ledger.lock_accounts``),
+    as are the streams' throne rows. Each order is checked in Python against what the orders
+    before it left — replays (stored, or earlier in this batch) answer their receipt, refusals get
+    their own error — then the batch is written in bulk (``ledger.BulkPosting``, multi-row inserts
+    of ``gift_sent`` and outbox rows), each stream's throne recomputed once. ``context`` is
+    ``gift_context`` of the orders when the caller read it already. Returns the outcomes and the
+    hooks to register once the writes succeeded (after-commit broadcasts, fraud flags).
+    """
+    now = utcnow()
+    outcomes: list[GiftReceipt | DomainError | None] = [None] * len(orders)
+    todo: list[tuple[int, GiftOrder, str]] = []
+    for i, o in enumerate(orders):
+        if not o.idempotency_key or len(o.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            outcomes[i] = InvalidInput(
+                f"an Idempotency-Key of 1 to {MAX_IDEMPOTENCY_KEY} characters is required",
+                code="invalid_idempotency_key",
+            )
+        elif not 1 <= o.quantity <= settings.max_gift_quantity:
+            outcomes[i] = InvalidInput(
+                f"quantity must be between 1 and {settings.max_gift_quantity}", code="invalid_quantity"
+            )
+        else:
+            todo.append((i, o, _request_hash(o.stream_id, o.gift_id, o.quantity)))
+    if not todo:
+        return [o for o in outcomes if o is not None], []
+
+    if context is None:
+        context = await gift_context(session=session, orders=[o for _, o, _ in todo], now=now)
+    actor_ids = {o.actor_id for _, o, _ in todo}
+    stored, replay_balances, streams = context.stored, context.replay_balances, context.streams
+    blocks, gifts = context.blocks, context.gifts
     spent: dict[uuid.UUID, tuple[int, int]] = {}
     if velocity is not None:
         coin_accounts = [accounts[k].id for k in {ledger.user_coins(a).key for a in actor_ids} if k in accounts]
