@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import DDL, JSON, Index, String, event, select, update
+from sqlalchemy import DDL, JSON, Index, String, Table, event, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -212,7 +212,7 @@ async def emit_many(
     now = utcnow()
     evts = [Event(uuid7(), type, version, now, actor_id, _json_safe(data)) for type, data, actor_id in items]
     await session.execute(
-        sa_insert(OutboxEvent),
+        sa_insert(cast(Table, OutboxEvent.__table__)),
         [
             {
                 "id": e.id,

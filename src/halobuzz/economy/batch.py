@@ -230,13 +230,15 @@ async def _lock_batch(
     specs += [ledger.creator_earnings(owner) for owner in owners.values()]
     accounts = await ledger.lock_accounts(session=session, specs=specs)
     if owners:
+        # Loaded as entities: the throne update of send_gifts finds them locked in the session.
         thrones_query = (
-            select(StreamThrone.stream_id)
+            select(StreamThrone)
             .where(StreamThrone.stream_id.in_(sorted(owners)))
             .order_by(StreamThrone.stream_id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        locked = set((await session.scalars(thrones_query)).all())
+        locked = {t.stream_id for t in (await session.scalars(thrones_query)).all()}
         if len(locked) < len(owners):
             for stream_id in sorted(set(owners) - locked):
                 await thrones.ensure_row(session, stream_id)

@@ -338,8 +338,12 @@ class BulkPosting:
         """Insert the planned transactions and entries and move the balances (once per account)."""
         if not self._transactions:
             return
-        await session.execute(insert(LedgerTransaction), self._transactions)
-        await session.execute(insert(LedgerEntry), self._entries)
+        # Core inserts of the tables (not the ORM's bulk insert): no per-row attribute processing.
+        await session.execute(
+            insert(cast(Table, LedgerTransaction.__table__)),
+            [{**{k: v for k, v in t.items() if k != "meta"}, "metadata": t["meta"]} for t in self._transactions],
+        )
+        await session.execute(insert(cast(Table, LedgerEntry.__table__)), self._entries)
         table = cast(Table, LedgerAccount.__table__)
         await session.execute(
             update(table)

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import Table, and_, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts import social
@@ -754,11 +754,13 @@ async def send_gifts(
 
     if new:
         await plan.write(session)
-        await session.execute(insert(GiftSent), gift_rows)
+        await session.execute(insert(cast(Table, GiftSent.__table__)), gift_rows)
         window = timedelta(hours=settings.throne_window_hours)
         changes: dict[uuid.UUID, thrones.ThroneChange | None] = {}
         for stream_id in sorted({o.stream_id for _, o, *_ in new}):
-            changes[stream_id] = await thrones.update_throne(session=session, stream_id=stream_id, window=window)
+            changes[stream_id] = await thrones.update_throne(
+                session=session, stream_id=stream_id, window=window, locked=True
+            )
         await events.emit_many(session, event_items)
         last_of_stream = {o.stream_id: i for i, o, *_ in new}
         for i, o, tx_id, meta, balance in new:

@@ -103,11 +103,19 @@ async def _lock(session: AsyncSession, stream_id: uuid.UUID) -> StreamThrone:
 
 
 async def update_throne(
-    *, session: AsyncSession, stream_id: uuid.UUID, window: timedelta, now: datetime | None = None
+    *,
+    session: AsyncSession,
+    stream_id: uuid.UUID,
+    window: timedelta,
+    now: datetime | None = None,
+    locked: bool = False,
 ) -> ThroneChange | None:
-    """Recompute the stream's throne under its row lock; the change, if the holder changed."""
+    """Recompute the stream's throne under its row lock (taken here, or ``locked`` by the caller
+    in this transaction); the change, if the holder changed."""
     now = now or utcnow()
-    throne = await _lock(session, stream_id)
+    throne = await session.get(StreamThrone, stream_id) if locked else None
+    if throne is None:
+        throne = await _lock(session, stream_id)
     top = await top_gifter(session=session, stream_id=stream_id, since=now - window)
     previous = throne.holder_id
     throne.coins = top.coins if top else 0
