@@ -9,11 +9,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from halobuzz.core.clock import utcnow
 from halobuzz.economy import thrones
-from halobuzz.economy.models import GiftSent, StreamThrone
+from halobuzz.economy.models import GiftSent, GiftTally, StreamThrone
 from tests.conftest import assert_error
 from tests.economy.conftest import grant_coins, key_headers, verify
 from tests.realtime.support import create_stream, eventually, joined, new_id
@@ -25,6 +25,23 @@ async def send(http: Any, user: Any, stream_id: str, gift_id: str, quantity: int
     return await http.post(
         f"{API}/streams/{stream_id}/gifts", json={"gift_id": gift_id, "quantity": quantity}, headers=key_headers(user)
     )
+
+
+async def age_gifts(app: Any, hours: float, sender_id: uuid.UUID | None = None) -> None:
+    """Make gifts (all, or one sender's) ``hours`` old, and the tally with them, as time would."""
+    async with app.runtime.db.session() as s:
+        aged = update(GiftSent).values(created_at=utcnow() - timedelta(hours=hours))
+        await s.execute(aged if sender_id is None else aged.where(GiftSent.sender_id == sender_id))
+        await s.execute(delete(GiftTally))
+        sums: dict[tuple[Any, Any, Any], list[Any]] = {}
+        for stream_id, sender, coins, at in (
+            await s.execute(select(GiftSent.stream_id, GiftSent.sender_id, GiftSent.coins, GiftSent.created_at))
+        ).all():
+            entry = sums.setdefault((stream_id, sender, at.replace(minute=0, second=0, microsecond=0)), [0, at])
+            entry[0] += coins
+            entry[1] = max(entry[1], at)
+        for (stream_id, sender, hour), (coins, last) in sums.items():
+            s.add(GiftTally(stream_id=stream_id, sender_id=sender, hour=hour, coins=coins, last_at=last))
 
 
 async def test_throne_follows_the_top_gifter_and_is_announced(app, live, sockets, make_user, make_gift):
@@ -108,15 +125,11 @@ async def test_expiry_job_vacates_and_passes_thrones(app, client, make_user, mak
         await grant_coins(app, user.id, 1000)
     assert (await send(client, old, stream_id, gift["id"], 10)).status_code == 200
     assert (await send(client, recent, stream_id, gift["id"], 1)).status_code == 200
-    async with app.runtime.db.session() as s:
-        await s.execute(
-            update(GiftSent).where(GiftSent.sender_id == old.id).values(created_at=utcnow() - timedelta(hours=25))
-        )
+    await age_gifts(app, 25, old.id)
     assert (await client.get(f"{API}/streams/{stream_id}/throne")).json()["holder"]["id"] == str(recent.id)
     assert await thrones.expire_thrones(app.runtime, scheduled_for=utcnow()) == {"changed": 1, "vacated": 0}
     assert await thrones.expire_thrones(app.runtime, scheduled_for=utcnow()) == {"changed": 0, "vacated": 0}
-    async with app.runtime.db.session() as s:
-        await s.execute(update(GiftSent).values(created_at=utcnow() - timedelta(hours=25)))
+    await age_gifts(app, 25)
     assert await thrones.expire_thrones(app.runtime, scheduled_for=utcnow()) == {"changed": 1, "vacated": 1}
     got = (await client.get(f"{API}/streams/{stream_id}/throne")).json()
     assert got["holder"] is None and got["coins"] == 0

@@ -110,3 +110,23 @@ async def test_cleanup_purges_notifications_and_their_marks_past_retention(app: 
         assert await s.scalar(select(func.count()).select_from(FanoutChunk)) == 1
     again = await cleanup.cleanup(app.runtime, scheduled_for=now)
     assert again["notifications"] == again["notification_deliveries"] == again["fanout_marks"] == 0
+
+
+async def test_cleanup_drops_tally_hours_older_than_the_throne_window(app: HaloBuzzApp, make_user: Any) -> None:
+    from halobuzz.economy.models import GiftTally
+    from halobuzz.streams.models import Stream
+
+    owner, fan = await make_user(), await make_user()
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    async with app.runtime.db.session() as s:
+        stream = Stream(owner_id=owner.id, title="tally", stream_key_hash="t" * 64)
+        s.add(stream)
+        await s.flush()
+        for hours_ago in (1, 24, 26, 48):
+            at = now - timedelta(hours=hours_ago)
+            s.add(GiftTally(stream_id=stream.id, sender_id=fan.id, hour=at, coins=1, last_at=at))
+    result = await cleanup.cleanup(app.runtime, scheduled_for=now)
+    assert result["gift_tally_hours"] == 2  # 26 and 48 hours ago: before the 24 h window
+    assert (await cleanup.cleanup(app.runtime, scheduled_for=now))["gift_tally_hours"] == 0
+    async with app.runtime.db.session(write=False) as s:
+        assert await s.scalar(select(func.count()).select_from(GiftTally)) == 2

@@ -189,6 +189,20 @@ class Festival(UUIDPrimaryKey, Timestamped, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class GiftTally(Base):
+    """Coins each sender gave a stream per hour (UTC): a throne's window sums read these (and the
+    gifts of the window's first, partial hour) instead of every gift (``economy.thrones``)."""
+
+    __tablename__ = "gift_tally"
+    __table_args__ = (Index("ix_gift_tally_stream_id_hour", "stream_id", "hour"),)
+
+    stream_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stream.id", ondelete="CASCADE"), primary_key=True)
+    sender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    coins: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime]
+
+
 class StreamThrone(Base):
     """Who holds a stream's throne (its top gifter within the window); the row is also the lock
     that orders concurrent gifts' throne updates."""

@@ -479,8 +479,10 @@ async def send_gift(
         return await _replay(session, posted.transaction, request_hash)
     if guard is not None:  # velocity caps, checked under the sender's account lock (economy.fraud)
         await guard()
+    sent_at = utcnow()
     session.add(
         GiftSent(
+            created_at=sent_at,
             transaction_id=posted.transaction.id,
             stream_id=stream.id,
             broadcast_id=stream.current_broadcast_id,
@@ -493,7 +495,10 @@ async def send_gift(
     )
     await session.flush()
     change = await thrones.update_throne(
-        session=session, stream_id=stream.id, window=timedelta(hours=settings.throne_window_hours)
+        session=session,
+        stream_id=stream.id,
+        window=timedelta(hours=settings.throne_window_hours),
+        gifts=[thrones.NewGift(actor.id, total, sent_at)],
     )
     events.emit(session, "gift.sent", {"transaction_id": posted.transaction.id, **meta}, actor_id=actor.id)
     receipt = dataclasses.replace(
@@ -758,8 +763,13 @@ async def send_gifts(
         window = timedelta(hours=settings.throne_window_hours)
         changes: dict[uuid.UUID, thrones.ThroneChange | None] = {}
         for stream_id in sorted({o.stream_id for _, o, *_ in new}):
+            stream_gifts = [
+                thrones.NewGift(row["sender_id"], row["coins"], row["created_at"])
+                for row in gift_rows
+                if row["stream_id"] == stream_id
+            ]
             changes[stream_id] = await thrones.update_throne(
-                session=session, stream_id=stream_id, window=window, locked=True
+                session=session, stream_id=stream_id, window=window, locked=True, gifts=stream_gifts
             )
         await events.emit_many(session, event_items)
         last_of_stream = {o.stream_id: i for i, o, *_ in new}

@@ -5,17 +5,26 @@ after the ledger's account locks, in that order everywhere), so of two racing gi
 waits for the first's commit and then sees both gifts: the stored holder is always the top of the
 committed gifts. A change of holder is announced to the ``stream:{id}`` room as
 ``throne_changed`` after commit (docs/realtime.md).
+
+Window sums come from ``gift_tally`` (coins per stream, sender and UTC hour, added to under the
+throne lock) for the window's whole hours, plus the gifts themselves for its first, partial hour,
+so a recomputation reads about one row per sender and hour rather than every gift. After new
+gifts, only their senders and the holder are summed: a sender who sent nothing since the last
+recomputation cannot have overtaken the holder — unless gifts of the holder left the window
+meanwhile, which shows as the holder's sum falling below the stored ``coins``, and then (as in the
+02:00 expiry job) every sender of the window is summed.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halobuzz.accounts.models import User
 from halobuzz.core.clock import utcnow
 from halobuzz.core.errors import NotFound
-from halobuzz.economy.models import GiftSent, StreamThrone
+from halobuzz.economy.models import GiftSent, GiftTally, StreamThrone
 from halobuzz.streams.models import Stream
 
 if TYPE_CHECKING:
@@ -60,21 +69,78 @@ class ThroneChange:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class NewGift:
+    """A gift just written, for the stream's tally (``update_throne``)."""
+
+    sender_id: uuid.UUID
+    coins: int
+    at: datetime
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+async def _window_sums(
+    session: AsyncSession, stream_id: uuid.UUID, since: datetime, senders: set[uuid.UUID] | None, *, limit: int | None
+) -> list[Holder]:
+    """Senders' coins to the stream since ``since`` (all senders, or ``senders``), best first
+    (ties: who reached it first, then id): the tally's whole hours after ``since`` plus the gifts
+    of its partial hour."""
+    edge = _hour(since) + timedelta(hours=1)
+    hours = select(
+        GiftTally.sender_id.label("sender_id"), GiftTally.coins.label("coins"), GiftTally.last_at.label("last")
+    ).where(GiftTally.stream_id == stream_id, GiftTally.hour >= edge)
+    partial = select(GiftSent.sender_id, GiftSent.coins, GiftSent.created_at).where(
+        GiftSent.stream_id == stream_id, GiftSent.created_at > since, GiftSent.created_at < edge
+    )
+    if senders is not None:
+        hours = hours.where(GiftTally.sender_id.in_(senders))
+        partial = partial.where(GiftSent.sender_id.in_(senders))
+    window = union_all(hours, partial).subquery()
+    coins = func.sum(window.c.coins).label("coins")
+    query = (
+        select(User.id, User.username, User.display_name, coins)
+        .join(User, User.id == window.c.sender_id)
+        .group_by(User.id, User.username, User.display_name)
+        .order_by(coins.desc(), func.max(window.c.last).asc(), User.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [Holder(row[0], row[1], row[2], int(row[3])) for row in (await session.execute(query)).all()]
+
+
 async def top_gifter(*, session: AsyncSession, stream_id: uuid.UUID, since: datetime) -> Holder | None:
     """The sender of the most coins to the stream since ``since`` (ties: who reached it first)."""
-    coins = func.sum(GiftSent.coins).label("coins")
-    last = func.max(GiftSent.created_at).label("last")
-    row = (
-        await session.execute(
-            select(User.id, User.username, User.display_name, coins)
-            .join(User, User.id == GiftSent.sender_id)
-            .where(GiftSent.stream_id == stream_id, GiftSent.created_at > since)
-            .group_by(User.id, User.username, User.display_name)
-            .order_by(coins.desc(), last.asc(), User.id)
-            .limit(1)
+    best = await _window_sums(session, stream_id, since, None, limit=1)
+    return best[0] if best else None
+
+
+async def _add_to_tally(session: AsyncSession, stream_id: uuid.UUID, gifts: Sequence[NewGift]) -> None:
+    """Add new gifts to the stream's tally (one upsert; the caller holds the throne lock)."""
+    sums: dict[tuple[uuid.UUID, datetime], list[Any]] = {}
+    for g in gifts:
+        entry = sums.setdefault((g.sender_id, _hour(g.at)), [0, g.at])
+        entry[0] += g.coins
+        entry[1] = max(entry[1], g.at)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ins = (pg_insert if postgres else sqlite_insert)(GiftTally)
+    latest = func.greatest if postgres else func.max
+    await session.execute(
+        ins.values(
+            [
+                {"stream_id": stream_id, "sender_id": sender, "hour": hour, "coins": total, "last_at": last}
+                for (sender, hour), (total, last) in sorted(sums.items())
+            ]
+        ).on_conflict_do_update(
+            index_elements=["stream_id", "sender_id", "hour"],
+            set_={
+                "coins": GiftTally.coins + ins.excluded.coins,
+                "last_at": latest(GiftTally.last_at, ins.excluded.last_at),
+            },
         )
-    ).first()
-    return None if row is None else Holder(row[0], row[1], row[2], int(row[3]))
+    )
 
 
 async def ensure_row(session: AsyncSession, stream_id: uuid.UUID) -> None:
@@ -109,14 +175,30 @@ async def update_throne(
     window: timedelta,
     now: datetime | None = None,
     locked: bool = False,
+    gifts: Sequence[NewGift] = (),
 ) -> ThroneChange | None:
     """Recompute the stream's throne under its row lock (taken here, or ``locked`` by the caller
-    in this transaction); the change, if the holder changed."""
+    in this transaction), after adding the ``gifts`` just written to its tally; the change, if the
+    holder changed."""
     now = now or utcnow()
     throne = await session.get(StreamThrone, stream_id) if locked else None
     if throne is None:
         throne = await _lock(session, stream_id)
-    top = await top_gifter(session=session, stream_id=stream_id, since=now - window)
+    since = now - window
+    top: Holder | None = None
+    summed = False
+    if gifts:
+        await _add_to_tally(session, stream_id, gifts)
+        senders = {g.sender_id for g in gifts}
+        holder = throne.holder_id
+        if holder is not None:
+            sums = await _window_sums(session, stream_id, since, senders | {holder}, limit=None)
+            held = next((h.coins for h in sums if h.user_id == holder), 0)
+            # Nobody else can have overtaken the holder unless the holder's own sum fell.
+            if held > throne.coins or (held == throne.coins and holder not in senders):
+                top, summed = (sums[0] if sums else None), True
+    if not summed:
+        top = await top_gifter(session=session, stream_id=stream_id, since=since)
     previous = throne.holder_id
     throne.coins = top.coins if top else 0
     throne.updated_at = now

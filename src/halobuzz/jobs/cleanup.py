@@ -1,5 +1,6 @@
 """03:00 cleanup: expired sessions and tokens, delivered outbox rows, old processed-event marks,
-notifications past their retention with their finished deliveries, digests and fan-out marks."""
+notifications past their retention with their finished deliveries, digests and fan-out marks,
+and gift tally hours that ended before the throne window."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import CursorResult
 
 from halobuzz.accounts.models import AuthSession, OneTimeToken, RefreshToken
 from halobuzz.core.events import OutboxEvent, ProcessedEvent
+from halobuzz.economy.models import GiftTally
 from halobuzz.notifications.models import FanoutChunk, Notification, NotificationDelivery, NotificationDigest
 
 if TYPE_CHECKING:
@@ -69,4 +71,8 @@ async def cleanup(runtime: Runtime, *, scheduled_for: datetime) -> dict[str, Any
         counts["fanout_marks"] = _count(
             await s.execute(delete(FanoutChunk).where(FanoutChunk.created_at < marks_cutoff))
         )
+        # A throne sums the tally's hours that start inside its window; older ones count no more.
+        window = timedelta(hours=runtime.settings.economy.throne_window_hours)
+        tally_cutoff = scheduled_for - window - timedelta(hours=1)
+        counts["gift_tally_hours"] = _count(await s.execute(delete(GiftTally).where(GiftTally.hour < tally_cutoff)))
     return counts
