@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from halobuzz.config import RealtimeSettings
 from tests.realtime.support import create_stream, joined
 
 JS_DIR = Path(__file__).parent / "js"
@@ -125,3 +126,18 @@ async def test_the_official_js_client_joins_sends_and_receives(live, sockets, ma
     # The Python client in the same room got the message the Node client sent.
     got = await python.wait_for("new_message", lambda m: m["text"] == "hello from node")
     assert got == message
+
+
+async def test_the_official_js_client_keeps_its_connection_through_heartbeats(live, make_user, js_client):
+    # Short heartbeats (the client gives up after pingInterval + pingTimeout without a ping).
+    server = await live(realtime=RealtimeSettings(ping_interval_seconds=1, ping_timeout_seconds=2))
+    owner, fan = await make_user(roles=["creator"]), await make_user()
+    stream_id = await create_stream(server, owner, go_live=True)
+    direct = server.gateway.pinger.sent_direct
+
+    result = await _run([*js_client, server.url, fan.access_token, stream_id, "still here", "3"])
+
+    assert result["transport"] == "websocket" and result["pings"] >= 3
+    assert result["connected"] is True and result["acks"]["after_pings"] == {"ok": True}
+    # Those pings took the direct path (written to the idle websocket, answered inline).
+    assert server.gateway.pinger.sent_direct - direct >= 3

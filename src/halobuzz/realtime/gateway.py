@@ -55,6 +55,7 @@ from halobuzz.realtime import service
 from halobuzz.realtime.backend import Backend, MemoryBackend, RedisBackend
 from halobuzz.realtime.codec import Packet, dumps, event_frame
 from halobuzz.realtime.counts import ThrottledCounts
+from halobuzz.realtime.engine import Socket, SocketServer
 from halobuzz.realtime.manager import IndexedManager
 from halobuzz.realtime.schemas import JoinStreamIn, SendGiftIn, SendMessageIn, StreamRef
 from halobuzz.realtime.wire import Link, Pinger, limit_send_buffer, websocket_frame
@@ -215,7 +216,7 @@ class Gateway:
                 max_age=self.settings.recovery_max_seconds,
                 history=self.settings.join_history,
             )
-        self.sio = socketio.AsyncServer(
+        self.sio = SocketServer(
             async_mode="asgi",
             client_manager=IndexedManager(),
             cors_allowed_origins=_origin_check(list(settings.http.cors_origins)),
@@ -241,7 +242,7 @@ class Gateway:
         self.rooms: dict[str, Room] = {}
         self._viewers: dict[str, dict[str, int]] = {}  # stream id → member key → local sockets
         self._links: dict[str, Link] = {}  # Engine.IO sid → its websocket (direct path)
-        self.pinger = Pinger(self.settings.ping_interval_seconds, self.settings.ping_timeout_seconds)
+        self.pinger: Pinger = self.sio.eio.pinger  # every connection's heartbeats (engine.Socket)
         self._by_eio: dict[str, Conn] = {}  # Engine.IO sid → connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -387,12 +388,18 @@ class Gateway:
         conn = self._by_eio.get(eio_sid)
         if conn is not None:
             conn.link = link
+        sock = self.sio.eio.sockets.get(eio_sid)
+        if isinstance(sock, Socket):
+            sock.link = link
 
     def _unregister(self, eio_sid: str) -> None:
         self._links.pop(eio_sid, None)
         conn = self._by_eio.get(eio_sid)
         if conn is not None:
             conn.link = None
+        sock = self.sio.eio.sockets.get(eio_sid)
+        if isinstance(sock, Socket):
+            sock.link = None
 
     # ------------------------------------------------------------------ connections
 
@@ -439,8 +446,6 @@ class Gateway:
         )
         conn.sock = self.sio.eio.sockets.get(eio_sid)
         conn.link = self._links.get(eio_sid)
-        if conn.sock is not None:
-            self.pinger.adopt(conn.sock)
         self.conns[sid] = conn
         self._by_eio[eio_sid] = conn
         CONNECTIONS.inc()

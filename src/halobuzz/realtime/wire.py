@@ -11,7 +11,6 @@ goes through the Engine.IO queue. Uncompressed frames are valid with permessage-
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import struct
 import time
@@ -73,6 +72,7 @@ def limit_send_buffer(proto: Any, size: int) -> None:
 
 
 _PING_PACKET = eio_packet.Packet(eio_packet.PING)
+_PING_FRAME = websocket_frame(_PING_PACKET.encode())
 
 
 class Pinger:
@@ -82,7 +82,8 @@ class Pinger:
     interval, then queues a PING that the connection's writer task picks up); with 10,000 idle
     connections that is 400 task starts, timers and writer wake-ups a second. Here a connection
     due for a ping waits in one queue (the interval is the same for all, so the queue stays in
-    order), and one loop queues the PING packets of every connection that is due.
+    order), and one loop sends the PINGs of every connection that is due: written straight to
+    the websocket when its writer is idle (``engine.Socket.write_direct``), queued otherwise.
     ``last_ping`` keeps engineio's meaning, so its own checks (a client that stops answering is
     closed after the ping timeout) are unchanged.
     """
@@ -90,20 +91,17 @@ class Pinger:
     def __init__(self, interval: float, timeout: float) -> None:
         self.interval = interval
         self.timeout = timeout
-        # A ping goes out at most a tick late; engineio drops a connection that has been silent
-        # for interval + timeout, so the tick stays a small part of the interval.
+        # A ping goes out at most a tick late; the client allows interval + timeout between
+        # pings before it gives up, so the tick stays a small part of the interval.
         self.tick = min(0.5, interval / 4)
         self._due: deque[tuple[float, Any]] = deque()
+        # Pings sent since start, by path (written directly or through the queue).
+        self.sent_direct = 0
+        self.sent_queued = 0
 
-    def adopt(self, sock: Any) -> None:
-        """Take over the connection's heartbeats (from the next PONG on)."""
-        sock.schedule_ping = functools.partial(self._schedule, sock)
-
-    def _schedule(self, sock: Any) -> None:
-        # As engineio: only once the previous ping has been answered.
-        if sock.last_ping:
-            sock.last_ping = None
-            self._due.append((time.monotonic() + self.interval, sock))
+    def schedule(self, sock: Any) -> None:
+        """Ping ``sock`` one interval from now (called when its previous ping was answered)."""
+        self._due.append((time.monotonic() + self.interval, sock))
 
     def pending(self) -> int:
         return len(self._due)
@@ -142,7 +140,8 @@ class Pinger:
             if sock.closing or sock.closed:
                 continue
             sock.last_ping = time.time()
-            # Through the connection's queue, not written directly: engineio's writer closes a
-            # websocket whose queue stays empty for interval + timeout, and pings are what keep
-            # an idle connection's queue from going quiet.
-            sock.queue.put_nowait(_PING_PACKET)
+            if sock.write_direct(_PING_FRAME):
+                self.sent_direct += 1
+            else:
+                sock.queue.put_nowait(_PING_PACKET)
+                self.sent_queued += 1

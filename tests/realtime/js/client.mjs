@@ -1,11 +1,12 @@
 // Connects with the official socket.io-client, joins a stream, sends a message, and prints what
 // happened as one JSON line: {acks: {...}, events: [[name, payload], ...]} or {error, ...}.
-// Usage: node client.mjs <url> <access token> <stream id> <text>
+// Usage: node client.mjs <url> <access token> <stream id> <text> [pings]
+// With [pings], it then stays connected until that many Engine.IO pings arrived over the websocket.
 import { io } from "socket.io-client";
 
-const [url, token, streamId, text] = process.argv.slice(2);
+const [url, token, streamId, text, pings] = process.argv.slice(2);
 const WAIT_MS = 10000;
-const out = { acks: {}, events: [], transport: null };
+const out = { acks: {}, events: [], transport: null, pings: 0 };
 
 function finish(code, extra = {}) {
   process.stdout.write(JSON.stringify({ ...out, ...extra }) + "\n");
@@ -42,6 +43,14 @@ socket.on("connect", async () => {
     // Let the polling → websocket upgrade finish when it is under way, so it is exercised too.
     await waitFor(() => socket.io.engine.transport.name === "websocket", "the websocket upgrade").catch(() => {});
     out.transport = socket.io.engine.transport.name;
+    if (pings) {
+      socket.io.engine.on("ping", () => {
+        if (socket.io.engine.transport.name === "websocket") out.pings += 1;
+      });
+      await waitFor(() => out.pings >= Number(pings), `${pings} pings over the websocket`);
+      out.acks.after_pings = await call("leave_stream", { stream_id: streamId });
+      out.connected = socket.connected;
+    }
     clearTimeout(overall);
     socket.disconnect();
     finish(0);
