@@ -55,6 +55,8 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
     link: Link | None = None
     # Whether the lean websocket loop (and its writer) runs for this socket.
     streaming = False
+    # True while that writer waits for the queue (nothing it could be overtaken by in flight).
+    writer_idle = False
 
     def schedule_ping(self) -> None:
         # As engineio: only once the previous ping has been answered; the shared pinger sends it.
@@ -156,7 +158,11 @@ class Socket(async_socket.AsyncSocket):  # type: ignore[misc]
         """Send what is queued, in order, until ``None`` (closed) or the websocket fails."""
         queue = self.queue
         while True:
-            pkt = await queue.get()
+            self.writer_idle = True
+            try:
+                pkt = await queue.get()
+            finally:
+                self.writer_idle = False
             queue.task_done()
             if pkt is None:
                 break

@@ -47,14 +47,12 @@ class Link:
         self.direct = type(proto).__name__ in _DIRECT_PROTOCOLS and hasattr(proto, "close_sent")
 
     def writable(self, sock: Any) -> bool:
-        """Whether a frame may be written directly now without overtaking queued packets."""
-        if not self.direct or not sock.upgraded or sock.upgrading or sock.closed:
+        """Whether a frame may be written directly now without overtaking queued packets: the
+        socket's writer (``engine.Socket._write``) waits for its queue and nothing is queued (a
+        packet just queued stays in the queue until the writer has resumed and taken it)."""
+        if not self.direct or not getattr(sock, "writer_idle", False) or sock.queue._queue or sock.closed:
             return False
-        if self.proto.close_sent or self.transport.is_closing():
-            return False
-        queue = sock.queue
-        # Idle writer: it waits in queue.get() (a pending getter) and nothing is queued.
-        return not queue._queue and any(not getter.done() for getter in queue._getters)
+        return not (self.proto.close_sent or self.transport.is_closing())
 
     def abort(self) -> None:
         self.transport.abort()
