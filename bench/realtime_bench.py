@@ -242,6 +242,7 @@ def room_phases(clients: int, latency_seconds: int, sweep_seconds: int, max_rate
     phases: list[dict[str, Any]] = [{"name": "latency", "rate": 2, "seconds": latency_seconds, "drain_seconds": 10}]
     # Deliveries/s steps from 10,000 up; messages/s = deliveries/s ÷ members.
     steps = [10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 250_000]
+    steps += [320_000, 400_000, 500_000, 650_000, 800_000, 1_000_000]
     rates = sorted({max(1, round(d / clients)) for d in steps if d / clients <= max_rate})
     for rate in rates:
         phases.append(
@@ -324,6 +325,8 @@ def part_room(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         measure("halobuzz", base, hb.pid)
     finally:
         stop(hb)
+    if args.skip_references:
+        return summaries
     raw_port = free_port()
     raw = start([sys.executable, str(HERE / "raw_server.py"), str(raw_port)], os.environ.copy(), 0)
     try:
@@ -513,11 +516,14 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=5000, help="members of the broadcast room")
     ap.add_argument("--latency-seconds", type=int, default=15, help="seconds at 2 messages/s")
     ap.add_argument("--sweep-seconds", type=int, default=5, help="seconds per publish rate of the sweep")
-    ap.add_argument("--max-rate", type=int, default=100, help="highest publish rate (messages/s) of the sweep")
+    ap.add_argument("--max-rate", type=int, default=200, help="highest publish rate (messages/s) of the sweep")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections")
     ap.add_argument("--idle-seconds", type=int, default=30)
     ap.add_argument("--cluster-seconds", type=int, default=20)
     ap.add_argument("--skip-room", action="store_true")
+    ap.add_argument(
+        "--skip-references", action="store_true", help="room part: halobuzz only (no figures to compare; for iterating)"
+    )
     ap.add_argument("--skip-idle", action="store_true")
     ap.add_argument("--skip-cluster", action="store_true")
     ap.add_argument("--json", type=Path, help="write the full report as JSON here")

@@ -84,6 +84,58 @@ async def test_message_payload_order_and_acks(live, sockets, make_user):
         assert client.of("new_message")[0] == message
 
 
+class _CountingTransport:
+    """A member's transport that counts its writes (and passes everything through)."""
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.writes = 0
+
+    def write(self, data):
+        self.writes += 1
+        self.transport.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+
+async def test_events_of_one_turn_share_a_flush_in_order_and_respect_floors(live, sockets, make_user):
+    server = await live()
+    owner, viewer = await make_user(roles=["creator"]), await make_user()
+    stream_id = await create_stream(server, owner)
+    a, b = sockets(), sockets()
+    await a.connect(server, owner.access_token)
+    await b.connect(server, viewer.access_token)
+    await joined(a, stream_id)
+    await joined(b, stream_id)
+    gateway = server.gateway
+    room = gateway.rooms[f"stream:{stream_id}"]
+    conns = {conn.user_id: (sid, conn) for sid, conn in room.members.items()}
+    sid_b, _ = conns[viewer.id]
+    _, conn_a = conns[owner.id]
+    assert conn_a.link is not None and conn_a.link.direct
+    counting = _CountingTransport(conn_a.link.transport)
+    conn_a.link.transport = counting
+    epoch = "e-flush"
+    # The viewer's join ack already carried seq 101 of this epoch: it must get 102 only.
+    room.floors[sid_b] = (epoch, 101)
+    for seq in (101, 102):
+        gateway._deliver(room, "new_message", epoch, seq, f'{{"epoch":"{epoch}","seq":{seq}}}')
+    gateway._deliver(room, "stream_liked", None, None, '{"like_count":7}')
+    assert counting.writes == 0  # nothing is written before the flush
+    await a.wait_for("stream_liked")
+    await b.wait_for("stream_liked")
+    assert [m["seq"] for m in a.of("new_message")] == [101, 102]
+    assert [m["seq"] for m in b.of("new_message")] == [102]
+    assert [name for name, _ in a.events if name in {"new_message", "stream_liked"}] == [
+        "new_message",
+        "new_message",
+        "stream_liked",
+    ]
+    assert counting.writes == 1  # three events, one write
+    assert sid_b not in room.floors  # a later message passed the floor
+
+
 async def test_event_payload_validation(live, sockets, make_user):
     server = await live()
     owner = await make_user(roles=["creator"])
