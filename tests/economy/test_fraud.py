@@ -45,3 +45,70 @@ async def test_gift_velocity_caps(app_factory, make_user):
         assert [f["kind"] for f in r.json()["items"]] == ["gift_velocity", "gift_velocity"]
         assert all(f["user_id"] == str(fan.id) for f in r.json()["items"])
         assert (await verify(app)).ok
+
+
+async def test_velocity_counts_the_last_minute_of_gifts_on_every_path(app_factory, make_user):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from halobuzz.accounts.models import User
+    from halobuzz.core.clock import utcnow
+    from halobuzz.core.errors import TooManyRequests
+    from halobuzz.economy import fraud, service
+
+    app = await app_factory(fraud={"gifts_per_minute": 3})
+    async with client_for(app) as client:
+        admin, fan, creator = await make_user(roles=["admin"]), await make_user(), await make_user(roles=["creator"])
+        stream = (await client.post(f"{API}/streams", json={"title": "t"}, headers=creator.headers)).json()["id"]
+        assert (await client.post(f"{API}/streams/{stream}/start", headers=creator.headers)).status_code == 200
+        gift = (
+            await client.post(f"{API}/admin/gifts", json={"name": "s", "coin_price": 10}, headers=admin.headers)
+        ).json()
+        await grant_coins(app, fan.id, 5000)
+        now = utcnow()
+        async with app.runtime.db.session() as s:
+            # A burst that left the window no longer counts; a gift 30 s ago does.
+            old = fraud.velocity_slot(now - timedelta(seconds=75))
+            s.add(fraud.GiftVelocity(sender_id=fan.id, slot=old, gifts=50, coins=500))
+            recent = fraud.velocity_slot(now - timedelta(seconds=30))
+            s.add(fraud.GiftVelocity(sender_id=fan.id, slot=recent, gifts=1, coins=10))
+
+        async def over_http() -> Any:
+            return await client.post(
+                f"{API}/streams/{stream}/gifts",
+                json={"gift_id": gift["id"], "quantity": 1},
+                headers={**fan.headers, "Idempotency-Key": uuid.uuid4().hex},
+            )
+
+        async def as_the_socket_does() -> None:
+            async with app.runtime.db.session() as s:
+                actor = await s.get(User, fan.id)
+                assert actor is not None
+                await service.send_gift(
+                    session=s,
+                    actor=actor,
+                    stream_id=uuid.UUID(stream),
+                    gift_id=uuid.UUID(gift["id"]),
+                    quantity=1,
+                    idempotency_key=uuid.uuid4().hex,
+                    guard=lambda: fraud.check_gift_velocity(
+                        session=s, db=app.runtime.db, settings=app.runtime.settings.fraud, sender_id=fan.id
+                    ),
+                )
+
+        assert (await over_http()).status_code == 200  # the second in the window
+        await as_the_socket_does()  # the third
+        err = assert_error(await over_http(), 429, "gift_velocity")
+        assert err["details"]["gifts_last_minute"] == 4
+        try:
+            await as_the_socket_does()
+            raise AssertionError("the fourth gift of the minute went through")
+        except TooManyRequests as exc:
+            assert exc.code == "gift_velocity"
+        async with app.runtime.db.session(write=False) as s:
+            counted = await s.scalar(select(func.sum(fraud.GiftVelocity.gifts)).where(fraud.GiftVelocity.slot > old))
+        assert counted == 3  # the refused gifts were rolled back with their counts
+        wallet = (await client.get(f"{API}/wallet", headers=fan.headers)).json()
+        assert wallet["balance"] == 5000 - 20
+        assert (await verify(app)).ok

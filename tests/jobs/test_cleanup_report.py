@@ -130,3 +130,18 @@ async def test_cleanup_drops_tally_hours_older_than_the_throne_window(app: HaloB
     assert (await cleanup.cleanup(app.runtime, scheduled_for=now))["gift_tally_hours"] == 0
     async with app.runtime.db.session(write=False) as s:
         assert await s.scalar(select(func.count()).select_from(GiftTally)) == 2
+
+
+async def test_cleanup_drops_gift_velocity_slots_older_than_an_hour(app: HaloBuzzApp, make_user: Any) -> None:
+    from halobuzz.economy.fraud import GiftVelocity
+
+    fan = await make_user()
+    now = utcnow().replace(second=0, microsecond=0)
+    async with app.runtime.db.session() as s:
+        for minutes_ago in (1, 59, 61, 600):
+            s.add(GiftVelocity(sender_id=fan.id, slot=now - timedelta(minutes=minutes_ago), gifts=1, coins=1))
+    result = await cleanup.cleanup(app.runtime, scheduled_for=now)
+    assert result["gift_velocity_slots"] == 2
+    assert (await cleanup.cleanup(app.runtime, scheduled_for=now))["gift_velocity_slots"] == 0
+    async with app.runtime.db.session(write=False) as s:
+        assert await s.scalar(select(func.count()).select_from(GiftVelocity)) == 2

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, func, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,8 +26,6 @@ from halobuzz.core.clock import utcnow
 from halobuzz.core.db import Base, Database, Timestamped, UUIDPrimaryKey, after_transaction
 from halobuzz.core.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from halobuzz.core.pagination import decode_cursor, encode_cursor
-from halobuzz.economy import ledger
-from halobuzz.economy.models import LedgerAccount, LedgerEntry
 
 
 class FlagStatus(StrEnum):
@@ -51,6 +51,24 @@ class FlaggedTransaction(UUIDPrimaryKey, Timestamped, Base):
     resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     resolved_at: Mapped[datetime | None]
     resolution: Mapped[str | None] = mapped_column(String(500))
+
+
+class GiftVelocity(Base):
+    """Gifts (count, coins) each sender sent per 10-second slot (UTC): the gift velocity caps read
+    the last slots of the senders instead of their ledger debits. Added to in the gift's own
+    transaction, under the sender's coin account lock; slots older than an hour are purged (03:00)."""
+
+    __tablename__ = "gift_velocity"
+
+    sender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(primary_key=True)
+    gifts: Mapped[int]
+    coins: Mapped[int] = mapped_column(BigInteger)
+
+
+VELOCITY_SLOT_SECONDS = 10
+# The current slot and the six before it: the caps count at least the last minute (60 to 70 s).
+VELOCITY_SLOTS = 7
 
 
 class VelocityExceeded(TooManyRequests):
@@ -88,10 +106,9 @@ def flag_after(session: AsyncSession, db: Database, *, kind: str, user_id: uuid.
     after_transaction(session, write)
 
 
-def _uuid7_floor(at: datetime) -> uuid.UUID:
-    """The smallest UUIDv7 of this millisecond: ids are time-ordered, so ``id >= floor`` is "since"."""
-    ms = int(at.timestamp() * 1000)
-    return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80)
+def velocity_slot(at: datetime) -> datetime:
+    """The start of the 10-second slot ``at`` falls in."""
+    return at.replace(second=at.second - at.second % VELOCITY_SLOT_SECONDS, microsecond=0)
 
 
 async def check_gift_velocity(
@@ -99,41 +116,50 @@ async def check_gift_velocity(
 ) -> None:
     """Refuse (429 ``gift_velocity``) a sender over ``gifts_per_minute`` or ``gift_coins_per_minute``.
 
-    Runs after the gift is posted, under the sender's account lock, and counts it."""
-    account_id = select(LedgerAccount.id).where(LedgerAccount.key == ledger.user_coins(sender_id).key)
-    count, coins = (
-        await session.execute(
-            select(func.count(), func.coalesce(func.sum(-LedgerEntry.amount), 0)).where(
-                LedgerEntry.account_id == account_id.scalar_subquery(),
-                LedgerEntry.id >= _uuid7_floor(utcnow() - timedelta(minutes=1)),
-                LedgerEntry.amount < 0,
-            )
-        )
-    ).one()
-    refusal = gift_velocity_refusal(settings, count=int(count), coins=int(coins))
+    Runs after the gift is posted and counted (``count_gifts``), under the sender's account lock;
+    a refusal rolls the count back with the gift."""
+    spent = await gift_spending_last_minute(session=session, sender_ids=[sender_id], at=utcnow())
+    count, coins = spent.get(sender_id, (0, 0))
+    refusal = gift_velocity_refusal(settings, count=count, coins=coins)
     if refusal is not None:
         flag_after(session, db, kind="gift_velocity", user_id=sender_id, details=refusal.details)
         raise refusal
 
 
 async def gift_spending_last_minute(
-    *, session: AsyncSession, account_ids: Sequence[uuid.UUID]
+    *, session: AsyncSession, sender_ids: Sequence[uuid.UUID], at: datetime
 ) -> dict[uuid.UUID, tuple[int, int]]:
-    """Debits (count, coins) of these coin accounts in the last minute, for a batch's velocity caps."""
-    if not account_ids:
+    """Gifts (count, coins) of these senders in the velocity window ending at ``at``."""
+    if not sender_ids:
         return {}
+    since = velocity_slot(at) - timedelta(seconds=VELOCITY_SLOT_SECONDS * (VELOCITY_SLOTS - 1))
     rows = (
         await session.execute(
-            select(LedgerEntry.account_id, func.count(), func.coalesce(func.sum(-LedgerEntry.amount), 0))
-            .where(
-                LedgerEntry.account_id.in_(account_ids),
-                LedgerEntry.id >= _uuid7_floor(utcnow() - timedelta(minutes=1)),
-                LedgerEntry.amount < 0,
-            )
-            .group_by(LedgerEntry.account_id)
+            select(GiftVelocity.sender_id, func.sum(GiftVelocity.gifts), func.sum(GiftVelocity.coins))
+            .where(GiftVelocity.sender_id.in_(sender_ids), GiftVelocity.slot >= since)
+            .group_by(GiftVelocity.sender_id)
         )
     ).all()
-    return {account_id: (int(count), int(coins)) for account_id, count, coins in rows}
+    return {sender_id: (int(count), int(coins)) for sender_id, count, coins in rows}
+
+
+async def count_gifts(*, session: AsyncSession, sent: dict[uuid.UUID, tuple[int, int]], at: datetime) -> None:
+    """Add gifts (count, coins) per sender to their slot of ``at`` (one upsert)."""
+    if not sent:
+        return
+    slot = velocity_slot(at)
+    ins = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(GiftVelocity)
+    await session.execute(
+        ins.values(
+            [
+                {"sender_id": sender_id, "slot": slot, "gifts": count, "coins": coins}
+                for sender_id, (count, coins) in sorted(sent.items())
+            ]
+        ).on_conflict_do_update(
+            index_elements=["sender_id", "slot"],
+            set_={"gifts": GiftVelocity.gifts + ins.excluded.gifts, "coins": GiftVelocity.coins + ins.excluded.coins},
+        )
+    )
 
 
 def gift_velocity_refusal(settings: FraudSettings, *, count: int, coins: int) -> VelocityExceeded | None:

@@ -477,6 +477,7 @@ async def send_gift(
     )
     if not posted.created:
         return await _replay(session, posted.transaction, request_hash)
+    await fraud.count_gifts(session=session, sent={actor.id: (1, total)}, at=utcnow())
     if guard is not None:  # velocity caps, checked under the sender's account lock (economy.fraud)
         await guard()
     sent_at = utcnow()
@@ -668,8 +669,8 @@ async def send_gifts(
     blocks, gifts = context.blocks, context.gifts
     spent: dict[uuid.UUID, tuple[int, int]] = {}
     if velocity is not None:
-        coin_accounts = [accounts[k].id for k in {ledger.user_coins(a).key for a in actor_ids} if k in accounts]
-        spent = await fraud.gift_spending_last_minute(session=session, account_ids=coin_accounts)
+        spent = await fraud.gift_spending_last_minute(session=session, sender_ids=sorted(actor_ids), at=now)
+    sent_now: dict[uuid.UUID, tuple[int, int]] = {}
 
     plan = ledger.BulkPosting(accounts)
     posted_here: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str, dict[str, Any], int]] = {}
@@ -710,13 +711,14 @@ async def send_gifts(
             plan.check(legs)
             sender_key = ledger.user_coins(o.actor_id).key
             if velocity is not None:  # as fraud.check_gift_velocity: this gift counted
-                sender_account = accounts[sender_key].id
-                count, coins = spent.get(sender_account, (0, 0))
+                count, coins = spent.get(o.actor_id, (0, 0))
                 refusal = fraud.gift_velocity_refusal(velocity.settings, count=count + 1, coins=coins + total)
                 if refusal is not None:
                     hooks.append(_flagger(session, velocity.db, o.actor_id, refusal.details))
                     raise refusal
-                spent[sender_account] = (count + 1, coins + total)
+                spent[o.actor_id] = (count + 1, coins + total)
+            here = sent_now.get(o.actor_id, (0, 0))
+            sent_now[o.actor_id] = (here[0] + 1, here[1] + total)
             meta = _gift_meta(
                 gift,
                 quantity=o.quantity,
@@ -759,6 +761,7 @@ async def send_gifts(
 
     if new:
         await plan.write(session)
+        await fraud.count_gifts(session=session, sent=sent_now, at=now)
         await session.execute(insert(cast(Table, GiftSent.__table__)), gift_rows)
         window = timedelta(hours=settings.throne_window_hours)
         changes: dict[uuid.UUID, thrones.ThroneChange | None] = {}

@@ -1,6 +1,6 @@
 """03:00 cleanup: expired sessions and tokens, delivered outbox rows, old processed-event marks,
 notifications past their retention with their finished deliveries, digests and fan-out marks,
-and gift tally hours that ended before the throne window."""
+gift tally hours that ended before the throne window, and gift velocity slots over an hour old."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.engine import CursorResult
 
 from halobuzz.accounts.models import AuthSession, OneTimeToken, RefreshToken
 from halobuzz.core.events import OutboxEvent, ProcessedEvent
+from halobuzz.economy.fraud import GiftVelocity
 from halobuzz.economy.models import GiftTally
 from halobuzz.notifications.models import FanoutChunk, Notification, NotificationDelivery, NotificationDigest
 
@@ -75,4 +76,9 @@ async def cleanup(runtime: Runtime, *, scheduled_for: datetime) -> dict[str, Any
         window = timedelta(hours=runtime.settings.economy.throne_window_hours)
         tally_cutoff = scheduled_for - window - timedelta(hours=1)
         counts["gift_tally_hours"] = _count(await s.execute(delete(GiftTally).where(GiftTally.hour < tally_cutoff)))
+        # The velocity caps look back about a minute.
+        velocity_cutoff = scheduled_for - timedelta(hours=1)
+        counts["gift_velocity_slots"] = _count(
+            await s.execute(delete(GiftVelocity).where(GiftVelocity.slot < velocity_cutoff))
+        )
     return counts
