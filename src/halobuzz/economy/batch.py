@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
+from prometheus_client import Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from halobuzz.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
+
+BATCH_SIZE = Histogram(
+    "halobuzz_gift_batch_size", "Gifts posted per batch transaction", buckets=(1, 2, 5, 10, 20, 30, 50, 75, 100)
+)
 
 MAX_BATCH = 100
 # Batches in flight at once: while one holds the locks, the next makes its unlocked reads and
@@ -97,7 +102,13 @@ class GiftBatcher:
                 await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
             if not self.queue:
                 break
-            batch = [self.queue.popleft() for _ in range(min(self.max_batch, len(self.queue)))]
+            # With no batch running, the waiting gifts are shared among the free slots: under a
+            # steady load the senders then split into groups that take turns, one group's
+            # requests and answers travelling while the other's batch holds the locks.
+            free = self.in_flight - len(self._running)
+            take = min(self.max_batch, -(-len(self.queue) // free))
+            batch = [self.queue.popleft() for _ in range(take)]
+            BATCH_SIZE.observe(len(batch))
             locked = self._last_locked = asyncio.Event()
             task = asyncio.create_task(self._run_batch(batch, locked))
             self._running.add(task)

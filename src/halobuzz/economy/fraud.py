@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, func, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,17 +148,17 @@ async def count_gifts(*, session: AsyncSession, sent: dict[uuid.UUID, tuple[int,
     if not sent:
         return
     slot = velocity_slot(at)
-    ins = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(GiftVelocity)
+    table = cast(Table, GiftVelocity.__table__)
+    ins = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
     await session.execute(
-        ins.values(
-            [
-                {"sender_id": sender_id, "slot": slot, "gifts": count, "coins": coins}
-                for sender_id, (count, coins) in sorted(sent.items())
-            ]
-        ).on_conflict_do_update(
+        ins.on_conflict_do_update(
             index_elements=["sender_id", "slot"],
-            set_={"gifts": GiftVelocity.gifts + ins.excluded.gifts, "coins": GiftVelocity.coins + ins.excluded.coins},
-        )
+            set_={"gifts": table.c.gifts + ins.excluded.gifts, "coins": table.c.coins + ins.excluded.coins},
+        ),
+        [
+            {"sender_id": sender_id, "slot": slot, "gifts": count, "coins": coins}
+            for sender_id, (count, coins) in sorted(sent.items())
+        ],
     )
 
 

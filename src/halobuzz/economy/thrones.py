@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import func, select, union_all
+from sqlalchemy import Table, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -125,21 +125,23 @@ async def _add_to_tally(session: AsyncSession, stream_id: uuid.UUID, gifts: Sequ
         entry[0] += g.coins
         entry[1] = max(entry[1], g.at)
     postgres = session.get_bind().dialect.name == "postgresql"
-    ins = (pg_insert if postgres else sqlite_insert)(GiftTally)
+    table = cast(Table, GiftTally.__table__)
+    ins = (pg_insert if postgres else sqlite_insert)(table)
     latest = func.greatest if postgres else func.max
+    # One Core statement executed for many rows: compiled once and cached, unlike a multi-row
+    # VALUES whose shape (and SQL) changes with the number of rows.
     await session.execute(
-        ins.values(
-            [
-                {"stream_id": stream_id, "sender_id": sender, "hour": hour, "coins": total, "last_at": last}
-                for (sender, hour), (total, last) in sorted(sums.items())
-            ]
-        ).on_conflict_do_update(
+        ins.on_conflict_do_update(
             index_elements=["stream_id", "sender_id", "hour"],
             set_={
-                "coins": GiftTally.coins + ins.excluded.coins,
-                "last_at": latest(GiftTally.last_at, ins.excluded.last_at),
+                "coins": table.c.coins + ins.excluded.coins,
+                "last_at": latest(table.c.last_at, ins.excluded.last_at),
             },
-        )
+        ),
+        [
+            {"stream_id": stream_id, "sender_id": sender, "hour": hour, "coins": total, "last_at": last}
+            for (sender, hour), (total, last) in sorted(sums.items())
+        ],
     )
 
 
