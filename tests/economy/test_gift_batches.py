@@ -255,3 +255,48 @@ async def test_two_batches_in_flight_share_a_key(app, make_user, make_gift, live
     assert await _count(app, GiftSent) == 2
     report = await verify(app)
     assert report.ok, report
+
+
+async def test_waiting_gifts_are_shared_between_free_slots(app, make_user, make_gift, live_stream, monkeypatch):
+    """With no batch running and two slots free, many waiting gifts go in two batches (the second
+    starts once the first holds its locks), fewer in one; each gift is answered and posted once."""
+    owner = await make_user(roles=["creator"])
+    stream_id = uuid.UUID(await live_stream(owner))
+    gift = await make_gift(coin_price=10)
+    fans = [await make_user() for _ in range(4)]
+    for fan in fans:
+        await grant_coins(app, fan.id, 200)
+    batcher = batch.batcher_of(app.runtime)
+    monkeypatch.setattr(batcher, "in_flight", 2)
+    sizes: list[int] = []
+    run = batcher._run
+
+    async def recording(b: list[batch.GiftRequest], locked: asyncio.Event) -> None:
+        sizes.append(len(b))
+        await run(b, locked)
+
+    monkeypatch.setattr(batcher, "_run", recording)
+
+    def burst(n: int, tag: str) -> list[batch.GiftRequest]:
+        return [
+            batch.GiftRequest(
+                actor_id=fans[i % 4].id,
+                stream_id=stream_id,
+                gift_id=uuid.UUID(gift["id"]),
+                quantity=1,
+                idempotency_key=f"{tag}{i}",
+            )
+            for i in range(n)
+        ]
+
+    few = await asyncio.gather(*(batcher.send(r) for r in burst(batch.SPLIT_FROM - 1, "few")))
+    many = await asyncio.gather(*(batcher.send(r) for r in burst(batch.SPLIT_FROM + 4, "many")))
+    half = (batch.SPLIT_FROM + 4) // 2
+    assert sizes == [batch.SPLIT_FROM - 1, half, half]
+    assert all(r.created for r in [*few, *many])
+    assert await _count(app, GiftSent) == 2 * batch.SPLIT_FROM + 3
+    for fan in fans:
+        async with app.runtime.db.session(write=False) as s:
+            spent = await s.scalar(select(func.count()).select_from(GiftSent).where(GiftSent.sender_id == fan.id))
+        assert spent in {10, 11}
+    assert (await verify(app)).ok

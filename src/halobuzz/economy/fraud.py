@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Table, func, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from halobuzz.accounts.models import User
 from halobuzz.config import FraudSettings
 from halobuzz.core.clock import utcnow
-from halobuzz.core.db import Base, Database, Timestamped, UUIDPrimaryKey, after_transaction
+from halobuzz.core.db import Base, Database, Timestamped, UUIDPrimaryKey, after_transaction, in_list
 from halobuzz.core.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from halobuzz.core.pagination import decode_cursor, encode_cursor
 
@@ -126,6 +126,13 @@ async def check_gift_velocity(
         raise refusal
 
 
+_SPENDING = (
+    select(GiftVelocity.sender_id, func.sum(GiftVelocity.gifts), func.sum(GiftVelocity.coins))
+    .where(in_list(GiftVelocity.sender_id, "ids"), GiftVelocity.slot >= bindparam("since"))
+    .group_by(GiftVelocity.sender_id)
+)
+
+
 async def gift_spending_last_minute(
     *, session: AsyncSession, sender_ids: Sequence[uuid.UUID], at: datetime
 ) -> dict[uuid.UUID, tuple[int, int]]:
@@ -133,13 +140,7 @@ async def gift_spending_last_minute(
     if not sender_ids:
         return {}
     since = velocity_slot(at) - timedelta(seconds=VELOCITY_SLOT_SECONDS * (VELOCITY_SLOTS - 1))
-    rows = (
-        await session.execute(
-            select(GiftVelocity.sender_id, func.sum(GiftVelocity.gifts), func.sum(GiftVelocity.coins))
-            .where(GiftVelocity.sender_id.in_(sender_ids), GiftVelocity.slot >= since)
-            .group_by(GiftVelocity.sender_id)
-        )
-    ).all()
+    rows = (await session.execute(_SPENDING, {"ids": list(sender_ids), "since": since})).all()
     return {sender_id: (int(count), int(coins)) for sender_id, count, coins in rows}
 
 

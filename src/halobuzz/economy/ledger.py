@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.core.clock import utcnow
+from halobuzz.core.db import in_list
 from halobuzz.core.errors import Conflict, InvalidInput
 from halobuzz.core.ids import uuid7
 from halobuzz.economy.models import COIN, LedgerAccount, LedgerEntry, LedgerTransaction
@@ -218,23 +219,23 @@ class LockedAccount:
     allow_negative: bool
 
 
+_LOCK_BY_KEY = (
+    select(LedgerAccount.id, LedgerAccount.key, LedgerAccount.unit, LedgerAccount.balance, LedgerAccount.allow_negative)
+    .where(in_list(LedgerAccount.key, "keys"))
+    .order_by(LedgerAccount.id)
+    .with_for_update()
+)
+
+
 async def lock_accounts(*, session: AsyncSession, specs: Sequence[AccountSpec]) -> dict[str, LockedAccount]:
     """Lock these accounts in the one global order (by id), creating missing ones first; their balances.
 
     One ``SELECT … FOR UPDATE`` by key when every account exists (the usual case)."""
     keys = sorted({s.key for s in specs})
-    query = (
-        select(
-            LedgerAccount.id, LedgerAccount.key, LedgerAccount.unit, LedgerAccount.balance, LedgerAccount.allow_negative
-        )
-        .where(LedgerAccount.key.in_(keys))
-        .order_by(LedgerAccount.id)
-        .with_for_update()
-    )
-    rows = (await session.execute(query)).all()
+    rows = (await session.execute(_LOCK_BY_KEY, {"keys": keys})).all()
     if len(rows) < len(keys):
         await ensure_accounts(session=session, specs=specs)
-        rows = (await session.execute(query)).all()
+        rows = (await session.execute(_LOCK_BY_KEY, {"keys": keys})).all()
     return {key: LockedAccount(id_, key, unit, int(balance), bool(neg)) for id_, key, unit, balance, neg in rows}
 
 

@@ -19,7 +19,7 @@ from halobuzz.accounts.models import Block, User
 from halobuzz.config import EconomySettings, FraudSettings
 from halobuzz.core import events
 from halobuzz.core.clock import utcnow
-from halobuzz.core.db import Database, after_commit
+from halobuzz.core.db import Database, after_commit, in_list
 from halobuzz.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from halobuzz.core.ids import uuid7
 from halobuzz.core.pagination import decode_cursor, encode_cursor
@@ -549,6 +549,31 @@ class GiftContext:
         return {stream_id: row.owner_id for stream_id, row in self.streams.items()}
 
 
+# The statements of gift_context, built once (lists bound when they run: ``core.db.in_list``).
+_STORED = select(
+    LedgerTransaction.id,
+    LedgerTransaction.actor_id,
+    LedgerTransaction.idempotency_key,
+    LedgerTransaction.kind,
+    LedgerTransaction.request_hash,
+    LedgerTransaction.meta,
+).where(in_list(LedgerTransaction.actor_id, "actors"), in_list(LedgerTransaction.idempotency_key, "keys"))
+_REPLAY_BALANCES = (
+    select(LedgerEntry.transaction_id, LedgerEntry.balance_after)
+    .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+    .where(in_list(LedgerEntry.transaction_id, "ids"), LedgerAccount.kind == "user_coins")
+)
+_STREAMS = select(Stream.id, Stream.owner_id, Stream.status, Stream.deleted_at, Stream.current_broadcast_id).where(
+    in_list(Stream.id, "ids")
+)
+_BLOCKS = select(Block.blocker_id, Block.blocked_id).where(
+    or_(
+        and_(in_list(Block.blocker_id, "actors"), in_list(Block.blocked_id, "owners")),
+        and_(in_list(Block.blocker_id, "owners"), in_list(Block.blocked_id, "actors")),
+    )
+)
+
+
 async def gift_context(
     *, session: AsyncSession, orders: Sequence[GiftOrder], now: datetime | None = None
 ) -> GiftContext:
@@ -558,20 +583,9 @@ async def gift_context(
     now = now or utcnow()
     actor_ids = {o.actor_id for o in orders}
     stored: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str | None, dict[str, Any]]] = {}
+    actors = sorted(actor_ids)
     for tx_id, actor_id, key, kind, rhash, meta in (
-        await session.execute(
-            select(
-                LedgerTransaction.id,
-                LedgerTransaction.actor_id,
-                LedgerTransaction.idempotency_key,
-                LedgerTransaction.kind,
-                LedgerTransaction.request_hash,
-                LedgerTransaction.meta,
-            ).where(
-                LedgerTransaction.actor_id.in_(actor_ids),
-                LedgerTransaction.idempotency_key.in_({o.idempotency_key for o in orders}),
-            )
-        )
+        await session.execute(_STORED, {"actors": actors, "keys": sorted({o.idempotency_key for o in orders})})
     ).all():
         stored[(actor_id, key)] = (tx_id, kind, rhash, meta)
     replay_balances: dict[uuid.UUID, int] = {}
@@ -579,42 +593,16 @@ async def gift_context(
         replay_balances = {
             tx_id: int(balance)
             for tx_id, balance in (
-                await session.execute(
-                    select(LedgerEntry.transaction_id, LedgerEntry.balance_after)
-                    .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-                    .where(
-                        LedgerEntry.transaction_id.in_([v[0] for v in stored.values()]),
-                        LedgerAccount.kind == "user_coins",
-                    )
-                )
+                await session.execute(_REPLAY_BALANCES, {"ids": [v[0] for v in stored.values()]})
             ).all()
         }
     streams = {
-        row.id: row
-        for row in (
-            await session.execute(
-                select(Stream.id, Stream.owner_id, Stream.status, Stream.deleted_at, Stream.current_broadcast_id).where(
-                    Stream.id.in_({o.stream_id for o in orders})
-                )
-            )
-        ).all()
+        row.id: row for row in (await session.execute(_STREAMS, {"ids": sorted({o.stream_id for o in orders})})).all()
     }
-    owner_ids = {row.owner_id for row in streams.values()}
+    owner_ids = sorted({row.owner_id for row in streams.values()})
     blocks: set[tuple[uuid.UUID, uuid.UUID]] = set()
     if owner_ids:
-        blocks = {
-            (a, b)
-            for a, b in (
-                await session.execute(
-                    select(Block.blocker_id, Block.blocked_id).where(
-                        or_(
-                            and_(Block.blocker_id.in_(actor_ids), Block.blocked_id.in_(owner_ids)),
-                            and_(Block.blocker_id.in_(owner_ids), Block.blocked_id.in_(actor_ids)),
-                        )
-                    )
-                )
-            ).all()
-        }
+        blocks = {(a, b) for a, b in (await session.execute(_BLOCKS, {"actors": actors, "owners": owner_ids})).all()}
     gifts = {
         g.id: g
         for g in (
