@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def running(now: datetime) -> ColumnElement[bool]:
+def running(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """The SQL condition of a festival that counts at ``now``."""
     return and_(Festival.enabled.is_(True), Festival.starts_at <= now, Festival.ends_at > now)
 

@@ -7,6 +7,7 @@ refused request rolls back, so its flag is written in a transaction of its own o
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,18 +145,24 @@ async def gift_spending_last_minute(
     return {sender_id: (int(count), int(coins)) for sender_id, count, coins in rows}
 
 
+@functools.cache
+def _velocity_upsert(dialect: str) -> Any:
+    """One statement for many rows (built once per dialect, compiled once)."""
+    table = cast(Table, GiftVelocity.__table__)
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return ins.on_conflict_do_update(
+        index_elements=["sender_id", "slot"],
+        set_={"gifts": table.c.gifts + ins.excluded.gifts, "coins": table.c.coins + ins.excluded.coins},
+    )
+
+
 async def count_gifts(*, session: AsyncSession, sent: dict[uuid.UUID, tuple[int, int]], at: datetime) -> None:
     """Add gifts (count, coins) per sender to their slot of ``at`` (one upsert)."""
     if not sent:
         return
     slot = velocity_slot(at)
-    table = cast(Table, GiftVelocity.__table__)
-    ins = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
     await session.execute(
-        ins.on_conflict_do_update(
-            index_elements=["sender_id", "slot"],
-            set_={"gifts": table.c.gifts + ins.excluded.gifts, "coins": table.c.coins + ins.excluded.coins},
-        ),
+        _velocity_upsert(session.get_bind().dialect.name),
         [
             {"sender_id": sender_id, "slot": slot, "gifts": count, "coins": coins}
             for sender_id, (count, coins) in sorted(sent.items())

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, func, insert, or_, select
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts import social
@@ -19,7 +19,7 @@ from halobuzz.accounts.models import Block, User
 from halobuzz.config import EconomySettings, FraudSettings
 from halobuzz.core import events
 from halobuzz.core.clock import utcnow
-from halobuzz.core.db import Database, after_commit, in_list
+from halobuzz.core.db import Database, UTCDateTime, after_commit, in_list
 from halobuzz.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from halobuzz.core.ids import uuid7
 from halobuzz.core.pagination import decode_cursor, encode_cursor
@@ -190,7 +190,7 @@ async def get_coin_package(*, session: AsyncSession, package_id: uuid.UUID) -> C
 # --- gift catalog -----------------------------------------------------------------------------
 
 
-def _offered(now: datetime) -> Any:
+def _offered(now: datetime | ColumnElement[datetime]) -> Any:
     return and_(
         Gift.is_active.is_(True),
         or_(Gift.available_from.is_(None), Gift.available_from <= now),
@@ -549,6 +549,7 @@ class GiftContext:
         return {stream_id: row.owner_id for stream_id, row in self.streams.items()}
 
 
+_GIFTS_ON_OFFER = select(Gift).where(in_list(Gift.id, "ids"), _offered(bindparam("now", type_=UTCDateTime())))
 # The statements of gift_context, built once (lists bound when they run: ``core.db.in_list``).
 _STORED = select(
     LedgerTransaction.id,
@@ -603,12 +604,8 @@ async def gift_context(
     blocks: set[tuple[uuid.UUID, uuid.UUID]] = set()
     if owner_ids:
         blocks = {(a, b) for a, b in (await session.execute(_BLOCKS, {"actors": actors, "owners": owner_ids})).all()}
-    gifts = {
-        g.id: g
-        for g in (
-            await session.scalars(select(Gift).where(Gift.id.in_({o.gift_id for o in orders}), _offered(now)))
-        ).all()
-    }
+    gift_ids = sorted({o.gift_id for o in orders})
+    gifts = {g.id: g for g in (await session.scalars(_GIFTS_ON_OFFER, {"ids": gift_ids, "now": now})).all()}
     return GiftContext(stored, replay_balances, streams, blocks, gifts)
 
 

@@ -17,6 +17,7 @@ meanwhile, which shows as the holder's sum falling below the stored ``coins``, a
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,13 +25,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import Table, func, select, union_all
+from sqlalchemy import Table, bindparam, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halobuzz.accounts.models import User
 from halobuzz.core.clock import utcnow
+from halobuzz.core.db import in_list
 from halobuzz.core.errors import NotFound
 from halobuzz.economy.models import GiftSent, GiftTally, StreamThrone
 from halobuzz.streams.models import Stream
@@ -82,22 +84,21 @@ def _hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-async def _window_sums(
-    session: AsyncSession, stream_id: uuid.UUID, since: datetime, senders: set[uuid.UUID] | None, *, limit: int | None
-) -> list[Holder]:
-    """Senders' coins to the stream since ``since`` (all senders, or ``senders``), best first
-    (ties: who reached it first, then id): the tally's whole hours after ``since`` plus the gifts
-    of its partial hour."""
-    edge = _hour(since) + timedelta(hours=1)
+def _window_query(*, some_senders: bool) -> Any:
+    """Senders' coins to a stream since ``:since`` (all senders, or those of ``:senders``), best
+    first (ties: who reached it first, then id): the tally's whole hours from ``:edge`` on plus
+    the gifts of the window's partial first hour. Built once per shape."""
     hours = select(
         GiftTally.sender_id.label("sender_id"), GiftTally.coins.label("coins"), GiftTally.last_at.label("last")
-    ).where(GiftTally.stream_id == stream_id, GiftTally.hour >= edge)
+    ).where(GiftTally.stream_id == bindparam("stream_id"), GiftTally.hour >= bindparam("edge"))
     partial = select(GiftSent.sender_id, GiftSent.coins, GiftSent.created_at).where(
-        GiftSent.stream_id == stream_id, GiftSent.created_at > since, GiftSent.created_at < edge
+        GiftSent.stream_id == bindparam("stream_id"),
+        GiftSent.created_at > bindparam("since"),
+        GiftSent.created_at < bindparam("edge"),
     )
-    if senders is not None:
-        hours = hours.where(GiftTally.sender_id.in_(senders))
-        partial = partial.where(GiftSent.sender_id.in_(senders))
+    if some_senders:
+        hours = hours.where(in_list(GiftTally.sender_id, "senders"))
+        partial = partial.where(in_list(GiftSent.sender_id, "senders"))
     window = union_all(hours, partial).subquery()
     coins = func.sum(window.c.coins).label("coins")
     query = (
@@ -106,15 +107,40 @@ async def _window_sums(
         .group_by(User.id, User.username, User.display_name)
         .order_by(coins.desc(), func.max(window.c.last).asc(), User.id)
     )
-    if limit is not None:
-        query = query.limit(limit)
-    return [Holder(row[0], row[1], row[2], int(row[3])) for row in (await session.execute(query)).all()]
+    return query if some_senders else query.limit(1)
+
+
+_SENDERS_SUMS = _window_query(some_senders=True)
+_TOP_SUM = _window_query(some_senders=False)
+
+
+async def _window_sums(
+    session: AsyncSession, stream_id: uuid.UUID, since: datetime, senders: set[uuid.UUID] | None
+) -> list[Holder]:
+    """``_window_query``'s rows: every one of ``senders``, or the top sender when ``None``."""
+    params: dict[str, Any] = {"stream_id": stream_id, "since": since, "edge": _hour(since) + timedelta(hours=1)}
+    if senders is not None:
+        params["senders"] = sorted(senders)
+    query = _TOP_SUM if senders is None else _SENDERS_SUMS
+    return [Holder(row[0], row[1], row[2], int(row[3])) for row in (await session.execute(query, params)).all()]
 
 
 async def top_gifter(*, session: AsyncSession, stream_id: uuid.UUID, since: datetime) -> Holder | None:
     """The sender of the most coins to the stream since ``since`` (ties: who reached it first)."""
-    best = await _window_sums(session, stream_id, since, None, limit=1)
+    best = await _window_sums(session, stream_id, since, None)
     return best[0] if best else None
+
+
+@functools.cache
+def _tally_upsert(dialect: str) -> Any:
+    postgres = dialect == "postgresql"
+    table = cast(Table, GiftTally.__table__)
+    ins = (pg_insert if postgres else sqlite_insert)(table)
+    latest = func.greatest if postgres else func.max
+    return ins.on_conflict_do_update(
+        index_elements=["stream_id", "sender_id", "hour"],
+        set_={"coins": table.c.coins + ins.excluded.coins, "last_at": latest(table.c.last_at, ins.excluded.last_at)},
+    )
 
 
 async def _add_to_tally(session: AsyncSession, stream_id: uuid.UUID, gifts: Sequence[NewGift]) -> None:
@@ -124,20 +150,10 @@ async def _add_to_tally(session: AsyncSession, stream_id: uuid.UUID, gifts: Sequ
         entry = sums.setdefault((g.sender_id, _hour(g.at)), [0, g.at])
         entry[0] += g.coins
         entry[1] = max(entry[1], g.at)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    table = cast(Table, GiftTally.__table__)
-    ins = (pg_insert if postgres else sqlite_insert)(table)
-    latest = func.greatest if postgres else func.max
     # One Core statement executed for many rows: compiled once and cached, unlike a multi-row
     # VALUES whose shape (and SQL) changes with the number of rows.
     await session.execute(
-        ins.on_conflict_do_update(
-            index_elements=["stream_id", "sender_id", "hour"],
-            set_={
-                "coins": table.c.coins + ins.excluded.coins,
-                "last_at": latest(table.c.last_at, ins.excluded.last_at),
-            },
-        ),
+        _tally_upsert(session.get_bind().dialect.name),
         [
             {"stream_id": stream_id, "sender_id": sender, "hour": hour, "coins": total, "last_at": last}
             for (sender, hour), (total, last) in sorted(sums.items())
@@ -194,7 +210,7 @@ async def update_throne(
         senders = {g.sender_id for g in gifts}
         holder = throne.holder_id
         if holder is not None:
-            sums = await _window_sums(session, stream_id, since, senders | {holder}, limit=None)
+            sums = await _window_sums(session, stream_id, since, senders | {holder})
             held = next((h.coins for h in sums if h.user_id == holder), 0)
             # Nobody else can have overtaken the holder unless the holder's own sum fell.
             if held > throne.coins or (held == throne.coins and holder not in senders):
