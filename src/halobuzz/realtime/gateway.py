@@ -647,6 +647,14 @@ class Gateway:
         so a busy room costs one write per member per flush rather than per event."""
         started = time.monotonic()
         items, room.outbox = room.outbox, []
+        try:
+            self._write_out(room, items)
+        except Exception:  # a callback of the loop: log it here, with the room
+            log.exception("realtime_delivery_failed", room=room.name, events=len(items))
+        room.flushed_at = time.monotonic()
+        room.flush_cost = room.flushed_at - started
+
+    def _write_out(self, room: Room, items: list[tuple[str, str | None, int | None, str]]) -> None:
         pkts = [event_frame(event, body) for event, _epoch, _seq, body in items]
         if room.joining:
             held: list[Held] = [(*item, pkt) for item, pkt in zip(items, pkts, strict=True)]
@@ -685,8 +693,6 @@ class Gateway:
             DIRECT.inc(direct)
         if queued:
             QUEUED.inc(queued)
-        room.flushed_at = time.monotonic()
-        room.flush_cost = room.flushed_at - started
 
     @staticmethod
     def _above_floor(
