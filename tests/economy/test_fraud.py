@@ -81,7 +81,7 @@ async def test_velocity_counts_the_last_minute_of_gifts_on_every_path(app_factor
                 headers={**fan.headers, "Idempotency-Key": uuid.uuid4().hex},
             )
 
-        async def as_the_socket_does() -> None:
+        async def one_by_one() -> None:  # as a batch does after a key clash
             async with app.runtime.db.session() as s:
                 actor = await s.get(User, fan.id)
                 assert actor is not None
@@ -98,11 +98,11 @@ async def test_velocity_counts_the_last_minute_of_gifts_on_every_path(app_factor
                 )
 
         assert (await over_http()).status_code == 200  # the second in the window
-        await as_the_socket_does()  # the third
+        await one_by_one()  # the third
         err = assert_error(await over_http(), 429, "gift_velocity")
         assert err["details"]["gifts_last_minute"] == 4
         try:
-            await as_the_socket_does()
+            await one_by_one()
             raise AssertionError("the fourth gift of the minute went through")
         except TooManyRequests as exc:
             assert exc.code == "gift_velocity"

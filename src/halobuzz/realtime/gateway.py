@@ -978,34 +978,23 @@ class Gateway:
         return {"ok": True, "message": payload_out}
 
     async def _send_gift(self, conn: Conn, payload: Any) -> Ack:
-        """Send a gift to the stream (economy.service.send_gift); the room hears ``gift_received``."""
-        from halobuzz.accounts.models import User
-        from halobuzz.economy import fraud
-        from halobuzz.economy import service as economy
-        from halobuzz.realtime import hooks
+        """Send a gift to the stream: the HTTP route's path (``economy.batch``, batched with the
+        other gifts waiting in this process); the room hears ``gift_received`` after the commit."""
+        from halobuzz.economy import batch
 
         user_id = self._require_user(conn)
         data = SendGiftIn.model_validate(payload)
         if stream_room(data.stream_id) not in conn.rooms:
             raise Forbidden("join the stream (join_stream) before sending it gifts", code="not_joined")
-        async with self.runtime.db.session() as session:
-            actor = await session.get(User, user_id)
-            if actor is None:
-                raise Unauthorized("this account no longer exists", code="invalid_token")
-            username = actor.username
-            receipt = await economy.send_gift(
-                session=session,
-                actor=actor,
+        receipt = await batch.batcher_of(self.runtime).send(
+            batch.GiftRequest(
+                actor_id=user_id,
                 stream_id=data.stream_id,
                 gift_id=data.gift_id,
                 quantity=data.quantity,
                 idempotency_key=data.idempotency_key,
-                settings=self.runtime.settings.economy,
-                on_committed=lambda r: hooks.gift_received(self.runtime, r, sender_username=username),
-                guard=lambda: fraud.check_gift_velocity(
-                    session=session, db=self.runtime.db, settings=self.runtime.settings.fraud, sender_id=user_id
-                ),
             )
+        )
         return {
             "ok": True,
             "id": str(receipt.id),
