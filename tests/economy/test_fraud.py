@@ -11,19 +11,23 @@ from tests.economy.conftest import grant_coins, verify
 API = "/api/v1"
 
 
+async def _live_stream_with_gifts(app: Any, client: Any, make_user: Any, *prices: int) -> Any:
+    """An admin, a fan with 5,000 coins, a live stream and gifts at these prices."""
+    admin, fan, creator = await make_user(roles=["admin"]), await make_user(), await make_user(roles=["creator"])
+    stream = (await client.post(f"{API}/streams", json={"title": "t"}, headers=creator.headers)).json()["id"]
+    assert (await client.post(f"{API}/streams/{stream}/start", headers=creator.headers)).status_code == 200
+    gifts = []
+    for i, price in enumerate(prices):
+        body = {"name": f"g{i}", "coin_price": price}
+        gifts.append((await client.post(f"{API}/admin/gifts", json=body, headers=admin.headers)).json())
+    await grant_coins(app, fan.id, 5000)
+    return admin, fan, stream, gifts
+
+
 async def test_gift_velocity_caps(app_factory, make_user):
     app = await app_factory(fraud={"gifts_per_minute": 3, "gift_coins_per_minute": 1000})
     async with client_for(app) as client:
-        admin, fan, creator = await make_user(roles=["admin"]), await make_user(), await make_user(roles=["creator"])
-        stream = (await client.post(f"{API}/streams", json={"title": "t"}, headers=creator.headers)).json()["id"]
-        assert (await client.post(f"{API}/streams/{stream}/start", headers=creator.headers)).status_code == 200
-        small = (
-            await client.post(f"{API}/admin/gifts", json={"name": "s", "coin_price": 10}, headers=admin.headers)
-        ).json()
-        big = (
-            await client.post(f"{API}/admin/gifts", json={"name": "b", "coin_price": 600}, headers=admin.headers)
-        ).json()
-        await grant_coins(app, fan.id, 5000)
+        admin, fan, stream, (small, big) = await _live_stream_with_gifts(app, client, make_user, 10, 600)
 
         async def send(gift: dict[str, Any], key: str | None = None) -> Any:
             return await client.post(
@@ -59,13 +63,7 @@ async def test_velocity_counts_the_last_minute_of_gifts_on_every_path(app_factor
 
     app = await app_factory(fraud={"gifts_per_minute": 3})
     async with client_for(app) as client:
-        admin, fan, creator = await make_user(roles=["admin"]), await make_user(), await make_user(roles=["creator"])
-        stream = (await client.post(f"{API}/streams", json={"title": "t"}, headers=creator.headers)).json()["id"]
-        assert (await client.post(f"{API}/streams/{stream}/start", headers=creator.headers)).status_code == 200
-        gift = (
-            await client.post(f"{API}/admin/gifts", json={"name": "s", "coin_price": 10}, headers=admin.headers)
-        ).json()
-        await grant_coins(app, fan.id, 5000)
+        _, fan, stream, (gift,) = await _live_stream_with_gifts(app, client, make_user, 10)
         now = utcnow()
         async with app.runtime.db.session() as s:
             # A burst that left the window no longer counts; a gift 30 s ago does.
